@@ -1,0 +1,336 @@
+"""The POSIX backend: completions emulated on readiness (stdlib ``selectors``).
+
+Each socket has FIFO queues of pending accepts, recvs and sends. When the selector
+says the socket is ready, the head of the queue is performed with a non-blocking
+call and, once finished, completed. Two choices keep the hot path lean:
+
+- A send is tried at once when nothing is queued before it (the usual case), so
+  most sends complete without ever touching the selector.
+- Selector interest is brought up to date lazily, just before each ``select()``,
+  and only where it differs from what is registered. A ping-pong exchange empties
+  and refills a socket's recv queue between two polls, so it costs no
+  register/unregister pair per message.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import selectors
+import socket
+import sys
+from collections import deque
+from typing import Any, Optional
+
+from ..core.backend import Backend
+from ..core.errors import OperationCancelled, normalize
+from ..core.op import Op, OpKind
+
+EVENT_READ = selectors.EVENT_READ
+EVENT_WRITE = selectors.EVENT_WRITE
+_RECV = OpKind.RECV
+_SEND = OpKind.SEND
+
+# accept() errors caused by a client that went away before it was accepted:
+# skip that client and keep the accept pending (the listener is fine).
+_ACCEPT_RETRY = {errno.ECONNABORTED, errno.EPROTO, errno.ECONNRESET, errno.EPERM, errno.EINTR}
+
+
+class _Sock:
+    """A socket's queues and what the selector has registered for it."""
+
+    __slots__ = ("sock", "fd", "accepts", "recvs", "sends", "connect", "mask", "dirty")
+
+    def __init__(self, sock: socket.socket, fd: int) -> None:
+        self.sock = sock
+        self.fd = fd
+        self.accepts: deque[Op] = deque()
+        self.recvs: deque[Op] = deque()
+        self.sends: deque[Op] = deque()
+        self.connect: Optional[Op] = None
+        self.mask = 0  # events registered with the selector
+        self.dirty = False  # queued in _dirty for an interest update
+
+    def wanted(self) -> int:
+        mask = EVENT_READ if (self.recvs or self.accepts) else 0
+        if self.sends or self.connect is not None:
+            mask |= EVENT_WRITE
+        return mask
+
+
+class SelectorsBackend(Backend):
+    """Completion emulation over ``selectors.DefaultSelector``."""
+
+    name = "posix"
+
+    @classmethod
+    def unavailable_reason(cls) -> Optional[str]:
+        if sys.platform == "win32":
+            return "the POSIX backend needs a POSIX system (use 'winsock' on Windows)"
+        return None
+
+    def __init__(self, complete: Any) -> None:
+        super().__init__(complete)
+        self._sel = selectors.DefaultSelector()
+        self._socks: dict[int, _Sock] = {}
+        self._dirty: list[_Sock] = []
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._sel.register(self._wake_r, EVENT_READ, None)
+
+    # -- sockets -------------------------------------------------------------
+    def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
+        sock = socket.socket(family, type, proto)
+        sock.setblocking(False)
+        return sock
+
+    def _state(self, sock: socket.socket) -> _Sock:
+        fd = sock.fileno()
+        st = self._socks.get(fd)
+        if st is None or st.sock is not sock:
+            if st is not None:
+                # The old socket with this number was closed behind our back: its
+                # ops end here (aborted), so none of them sees the new socket's data.
+                self._forget(st, "socket closed while the op was pending")
+            sock.setblocking(False)
+            st = self._socks[fd] = _Sock(sock, fd)
+        return st
+
+    def _touch(self, st: _Sock) -> None:
+        if not st.dirty:
+            st.dirty = True
+            self._dirty.append(st)
+
+    # -- ops -----------------------------------------------------------------
+    def accept(self, op: Op) -> None:
+        st = self._state(op.sock)
+        st.accepts.append(op)
+        self._touch(st)
+
+    def connect(self, op: Op, address: Any) -> None:
+        st = self._state(op.sock)
+        if st.connect is not None:
+            self._complete(op, None, OSError(errno.EALREADY, "a connect is already pending on this socket"))
+            return
+        code = op.sock.connect_ex(address)
+        if code in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
+            st.connect = op
+            self._touch(st)
+        elif code == 0:
+            self._complete(op, op.sock, None)
+        else:
+            self._complete(op, None, normalize(OSError(code, os.strerror(code))))
+
+    def recv(self, op: Op) -> None:
+        st = self._state(op.sock)
+        st.recvs.append(op)
+        if not st.mask & EVENT_READ:
+            self._touch(st)
+
+    def send(self, op: Op) -> None:
+        st = self._state(op.sock)
+        if not st.sends:
+            # Nothing queued ahead: try at once; most sends finish here.
+            data = op.buf
+            try:
+                n = st.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError as exc:
+                self._complete(op, None, normalize(exc))
+                return
+            size = len(data) if type(data) is bytes or type(data) is bytearray else memoryview(data).nbytes
+            op.nbytes = n
+            if n == size:
+                self._complete(op, n, None)
+                return
+        st.sends.append(op)
+        self._touch(st)
+
+    def cancel(self, op: Op) -> None:
+        st = self._socks.get(op.sock.fileno()) if op.sock.fileno() >= 0 else None
+        if st is None or st.sock is not op.sock:
+            return
+        # Single-threaded: a queued op is never half-way through a syscall, so
+        # removing it loses nothing; data not yet read stays in the socket.
+        for queue in (st.recvs, st.sends, st.accepts):
+            try:
+                queue.remove(op)
+            except ValueError:
+                continue
+            self._complete(op, None, OperationCancelled())
+            self._touch(st)
+            return
+        if st.connect is op:
+            st.connect = None
+            self._complete(op, None, OperationCancelled())
+            self._touch(st)
+
+    def close_socket(self, sock: socket.socket) -> None:
+        fd = sock.fileno()
+        st = self._socks.get(fd)
+        if st is not None and st.sock is sock:
+            self._forget(st, "socket closed")
+        sock.close()
+
+    def _forget(self, st: _Sock, why: str) -> None:
+        """Drop a socket: unregister it, complete its pending ops cancelled."""
+        if self._socks.get(st.fd) is st:
+            del self._socks[st.fd]
+        if st.mask:
+            try:
+                self._sel.unregister(st.fd)
+            except (KeyError, ValueError, OSError):
+                pass
+            st.mask = 0
+        pending: list[Op] = [*st.accepts, *st.recvs, *st.sends]
+        if st.connect is not None:
+            pending.append(st.connect)
+        st.accepts.clear()
+        st.recvs.clear()
+        st.sends.clear()
+        st.connect = None
+        for op in pending:
+            self._complete(op, None, OperationCancelled(why))
+
+    # -- the loop ------------------------------------------------------------
+    def _update_interest(self) -> None:
+        sel = self._sel
+        for st in self._dirty:
+            st.dirty = False
+            if self._socks.get(st.fd) is not st:
+                continue  # forgotten since
+            want = st.wanted()
+            if want == st.mask:
+                continue
+            try:
+                if not st.mask:
+                    sel.register(st.fd, want, st)
+                elif not want:
+                    sel.unregister(st.fd)
+                else:
+                    sel.modify(st.fd, want, st)
+            except (KeyError, ValueError):
+                # The selector still maps this number to a socket closed behind our
+                # back; start its registration afresh.
+                try:
+                    sel.unregister(st.fd)
+                except (KeyError, ValueError):
+                    pass
+                if want:
+                    sel.register(st.fd, want, st)
+            st.mask = want
+        self._dirty.clear()
+
+    def poll(self, timeout: Optional[float]) -> None:
+        if self._dirty:
+            self._update_interest()
+        for key, events in self._sel.select(timeout):
+            st = key.data
+            if st is None:
+                self._drain_wakeups()
+                continue
+            if events & EVENT_READ:
+                if st.recvs:
+                    self._do_recvs(st)
+                if st.accepts:
+                    self._do_accepts(st)
+            if events & EVENT_WRITE:
+                if st.connect is not None:
+                    self._do_connect(st)
+                if st.sends:
+                    self._do_sends(st)
+            if not st.dirty:
+                st.dirty = True
+                self._dirty.append(st)
+
+    def _do_recvs(self, st: _Sock) -> None:
+        recvs = st.recvs
+        sock = st.sock
+        complete = self._complete
+        while recvs:
+            op = recvs[0]
+            try:
+                n = sock.recv_into(op.buf)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                recvs.popleft()
+                complete(op, None, normalize(exc))
+                continue
+            recvs.popleft()
+            op.nbytes = n
+            complete(op, n, None)
+            if n and n < len(op.buf):
+                return  # the socket is most likely drained; the selector says if not
+
+    def _do_sends(self, st: _Sock) -> None:
+        sends = st.sends
+        sock = st.sock
+        while sends:
+            op = sends[0]
+            view = op._bk
+            if view is None:
+                view = op._bk = memoryview(op.buf).cast("B")
+            try:
+                n = sock.send(view[op.nbytes:])
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                sends.popleft()
+                op._bk = None
+                self._complete(op, None, normalize(exc))
+                continue
+            op.nbytes += n
+            if op.nbytes < len(view):
+                return  # the kernel buffer is full
+            sends.popleft()
+            op._bk = None
+            self._complete(op, op.nbytes, None)
+
+    def _do_accepts(self, st: _Sock) -> None:
+        accepts = st.accepts
+        while accepts:
+            try:
+                conn, addr = st.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in _ACCEPT_RETRY:
+                    continue
+                self._complete(accepts.popleft(), None, normalize(exc))
+                continue
+            conn.setblocking(False)
+            self._complete(accepts.popleft(), (conn, addr), None)
+
+    def _do_connect(self, st: _Sock) -> None:
+        op = st.connect
+        st.connect = None
+        code = st.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            self._complete(op, None, normalize(OSError(code, os.strerror(code))))
+        else:
+            self._complete(op, st.sock, None)
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def wakeup(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, InterruptedError):
+            pass  # a wakeup is already pending
+        except OSError:
+            pass  # closed: the proactor is going away
+
+    def close(self) -> None:
+        for st in list(self._socks.values()):
+            self._forget(st, "proactor closed")
+        self._dirty.clear()
+        self._sel.close()
+        self._wake_r.close()
+        self._wake_w.close()

@@ -1,0 +1,100 @@
+"""``Op``: one submitted operation, and its own completion record.
+
+A completion is not a second object: ``Proactor.wait()`` hands back the Ops that
+finished and a callback receives the Op itself (one allocation per operation on
+the hot path).
+"""
+from __future__ import annotations
+
+import enum
+from typing import Any, Callable, Optional
+
+from .errors import OperationCancelled
+
+__all__ = ["Op", "OpKind", "Callback"]
+
+
+class OpKind(enum.IntEnum):
+    """What an Op does."""
+
+    ACCEPT = 1
+    CONNECT = 2
+    RECV = 3
+    SEND = 4
+    SLEEP = 5
+    POST = 6
+
+
+Callback = Callable[["Op"], Any]
+
+_PENDING = object()  # sentinel for "no value yet"
+
+
+class Op:
+    """One operation submitted to a :class:`~overlapio.Proactor`.
+
+    Attributes set at submission:
+      ``kind`` (:class:`OpKind`), ``sock`` (the socket, or ``None`` for sleep/post),
+      ``buf`` (the recv buffer or the send data), ``tag`` (anything of the caller's),
+      ``callback`` (called with the Op once it completes, or ``None``).
+
+    Once done:
+      ``result`` is the value, or raises the op's exception;
+      ``exception`` is that exception (``None`` on success);
+      ``nbytes`` is how many bytes a recv/send transferred (for a cancelled send,
+      how much went out before the cancel: the rest did not).
+
+    Values by kind: ACCEPT ``(conn, address)``; CONNECT the connected socket;
+    RECV the byte count ``n`` (``buf[:n]`` holds the data; ``0`` means end of
+    stream, unless the buffer itself was empty); SEND ``len(data)``; SLEEP
+    ``None``; POST the posted value.
+    """
+
+    __slots__ = ("kind", "sock", "buf", "tag", "callback", "nbytes", "_value", "_error", "_bk", "__weakref__")
+
+    def __init__(self, kind: OpKind, sock: Any, buf: Any, tag: Any, callback: Optional[Callback]) -> None:
+        self.kind = kind
+        self.sock = sock
+        self.buf = buf
+        self.tag = tag
+        self.callback = callback
+        self.nbytes = 0
+        self._value: Any = _PENDING
+        self._error: Optional[BaseException] = None
+        self._bk: Any = None  # the backend's private per-op state (a view, an OVERLAPPED, a deadline ...)
+
+    @property
+    def done(self) -> bool:
+        """True once the op has completed (successfully, with an error, or cancelled)."""
+        return self._value is not _PENDING or self._error is not None
+
+    @property
+    def cancelled(self) -> bool:
+        """True if the op completed as cancelled/aborted."""
+        return isinstance(self._error, OperationCancelled)
+
+    @property
+    def exception(self) -> Optional[BaseException]:
+        """The op's exception, or ``None`` if it succeeded. Raises if still pending."""
+        if not self.done:
+            raise RuntimeError(f"{self!r} is still pending")
+        return self._error
+
+    @property
+    def result(self) -> Any:
+        """The op's value; raises its exception if it failed or was cancelled."""
+        if self._error is not None:
+            raise self._error
+        if self._value is _PENDING:
+            raise RuntimeError(f"{self!r} is still pending")
+        return self._value
+
+    def __repr__(self) -> str:
+        if not self.done:
+            state = "pending"
+        elif self._error is not None:
+            state = f"error={self._error!r}"
+        else:
+            state = f"result={self._value!r}"
+        tag = f" tag={self.tag!r}" if self.tag is not None else ""
+        return f"<Op {self.kind.name}{tag} {state}>"

@@ -1,0 +1,420 @@
+"""``Proactor``: submit ops, get their completions.
+
+It owns one backend, the queue of finished Ops, the timer heap and the queue of
+posts from other threads. Completions are consumed either way, same engine:
+
+- pull: ``for op in px.wait(timeout): ...`` (ops without a callback are returned)
+- push: ``px.recv(sock, buf, callback=on_recv); px.run()``
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import socket
+import threading
+import weakref
+from collections import deque
+from time import monotonic
+from typing import Any, Optional
+
+from .backend import Backend
+from .errors import OperationCancelled, ProactorClosedError
+from .op import Callback, Op, OpKind
+from .registry import default_backend, load_backend
+
+__all__ = ["Proactor"]
+
+_NO_SOCK = object()  # close()'s "no argument" marker: close(None) is a mistake, not "close the proactor"
+
+_SEND, _RECV, _ACCEPT, _CONNECT, _SLEEP, _POST = (
+    OpKind.SEND, OpKind.RECV, OpKind.ACCEPT, OpKind.CONNECT, OpKind.SLEEP, OpKind.POST,
+)
+
+
+class Proactor:
+    """A completion-based I/O engine over one backend.
+
+    ``Proactor(backend=None)`` uses ``OVERLAPIO_BACKEND`` or the platform default
+    (``winsock`` on Windows, ``posix`` elsewhere); ``backend`` may also be a name
+    or a :class:`~overlapio.core.backend.Backend` subclass. Use it as a context
+    manager, or call :meth:`close`.
+
+    Every submit method returns the :class:`Op` at once; the op completes exactly
+    once, later, and surfaces only from :meth:`wait` or :meth:`run` (never inside
+    the call that submitted it). A Proactor is used from one thread; only
+    :meth:`post` and :meth:`stop` may be called from others.
+    """
+
+    def __init__(self, backend: "str | type[Backend] | None" = None) -> None:
+        cls = load_backend(backend or default_backend()) if not isinstance(backend, type) else backend
+        self._ready: deque[Op] = deque()
+        self._timers: list[tuple[float, int, Op]] = []
+        self._seq = itertools.count()
+        self._posted: deque[Op] = deque()
+        self._wake_sent = False
+        self._pending = 0  # ops submitted on this thread and not yet completed
+        self._closed = False
+        self._stopping = False
+        self._owned: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
+        self._connect_socks: set[Op] = set()  # connect ops whose socket connect() made
+        self._lock = threading.Lock()  # guards close() against a racing post()
+        self._backend: Backend = cls(self._complete)
+        self.backend_name: str = cls.name
+
+    # -- context manager ---------------------------------------------------------
+    def __enter__(self) -> "Proactor":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"pending={self._pending}"
+        return f"<Proactor backend={self.backend_name} {state}>"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def pending(self) -> int:
+        """Ops submitted and not yet completed (posts excluded)."""
+        return self._pending
+
+    # -- sockets -----------------------------------------------------------------
+    def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
+        """A new socket prepared for this backend (non-blocking on POSIX,
+        overlapped on Windows). The Proactor closes it when it is closed itself."""
+        self._check_open()
+        sock = self._backend.socket(family, type, proto)
+        self._owned.add(sock)
+        return sock
+
+    def listen(self, address: tuple, backlog: int = 128, *, reuse_address: bool = True) -> socket.socket:
+        """A socket bound to ``address`` (``(host, port)``; port 0 picks a free
+        one, see ``getsockname()``) and listening, ready for :meth:`accept`.
+
+        Raises ``OSError`` at once if the address is in use or cannot be bound.
+        """
+        family = _family_of(address)
+        sock = self.socket(family)
+        try:
+            if reuse_address:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            self._backend.listen(sock, backlog)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    # -- ops ---------------------------------------------------------------------
+    def accept(self, listener: socket.socket, *, tag: Any = None, callback: Optional[Callback] = None) -> Op:
+        """Accept one connection on ``listener``; value ``(conn, address)``.
+
+        ``conn`` is prepared for this backend and owned by the Proactor. A client
+        that resets before it is accepted is skipped, not reported.
+        """
+        self._check_sock(listener)
+        op = Op(_ACCEPT, listener, None, tag, callback)
+        self._pending += 1
+        self._backend.accept(op)
+        return op
+
+    def connect(self, address: tuple, *, sock: Optional[socket.socket] = None, tag: Any = None,
+                callback: Optional[Callback] = None) -> Op:
+        """Connect to ``address`` (``(host, port)``); value: the connected socket.
+
+        Without ``sock`` a new socket is made (and closed again if the connect
+        fails). A host name is resolved first, blocking; a failed lookup
+        completes the op with ``socket.gaierror``.
+        """
+        self._check_open()
+        if sock is not None:
+            self._check_sock(sock)
+        try:
+            resolved = _resolve(address, sock.family if sock is not None else 0)
+        except OSError as exc:
+            op = Op(_CONNECT, sock, None, tag, callback)
+            self._pending += 1
+            self._complete(op, None, exc)
+            return op
+        if sock is None:
+            sock = self.socket(_family_of(resolved))
+            sock_made = True
+        else:
+            sock_made = False
+        op = Op(_CONNECT, sock, None, tag, callback)
+        if sock_made:
+            self._connect_socks.add(op)
+        self._pending += 1
+        self._backend.connect(op, resolved)
+        return op
+
+    def recv(self, sock: socket.socket, buf: Any, *, tag: Any = None, callback: Optional[Callback] = None) -> Op:
+        """Receive into the writable buffer ``buf``; value ``n`` with the data in
+        ``buf[:n]``. ``0`` is end of stream, except for an empty ``buf``, which
+        completes with 0 at once and reads nothing.
+
+        Several pending recvs on one socket complete in submission order with the
+        bytes in stream order. Do not resize ``buf`` while the op is pending.
+        """
+        self._check_sock(sock)
+        try:
+            view = memoryview(buf)
+        except TypeError:
+            raise TypeError(f"recv needs a writable buffer (bytearray, memoryview, array), not {type(buf).__name__}") from None
+        if view.readonly:
+            raise TypeError(f"recv needs a writable buffer (bytearray, memoryview, array), not read-only {type(buf).__name__}")
+        op = Op(_RECV, sock, buf, tag, callback)
+        self._pending += 1
+        if view.nbytes:
+            self._backend.recv(op)
+        else:
+            self._complete(op, 0, None)
+        return op
+
+    def send(self, sock: socket.socket, data: Any, *, tag: Any = None, callback: Optional[Callback] = None) -> Op:
+        """Send all of ``data`` (any bytes-like object); value ``len(data)`` in
+        bytes, once every byte was handed to the OS.
+
+        Several pending sends on one socket go out in submission order, never
+        interleaved. Do not modify ``data`` while the op is pending.
+        """
+        self._check_sock(sock)
+        try:
+            size = memoryview(data).nbytes
+        except TypeError:
+            raise TypeError(f"send needs a bytes-like object, not {type(data).__name__}") from None
+        op = Op(_SEND, sock, data, tag, callback)
+        self._pending += 1
+        if size:
+            self._backend.send(op)
+        else:
+            self._complete(op, 0, None)
+        return op
+
+    def sleep(self, seconds: float, *, tag: Any = None, callback: Optional[Callback] = None) -> Op:
+        """A timer op that completes (value ``None``) no earlier than ``seconds``
+        from now, on the monotonic clock. Equal deadlines complete in submission
+        order. Use it with :meth:`cancel` as a timeout for another op."""
+        self._check_open()
+        if not isinstance(seconds, (int, float)) or seconds != seconds:
+            raise TypeError(f"sleep needs a number of seconds, not {seconds!r}")
+        if seconds < 0:
+            raise ValueError(f"sleep needs seconds >= 0, not {seconds!r}")
+        op = Op(_SLEEP, None, None, tag, callback)
+        op._bk = monotonic() + seconds
+        self._pending += 1
+        heapq.heappush(self._timers, (op._bk, next(self._seq), op))
+        return op
+
+    timeout = sleep  # the same op, by the name used when it guards another one
+
+    def post(self, value: Any = None, *, tag: Any = None, callback: Optional[Callback] = None) -> Op:
+        """Complete an op with ``value`` on the Proactor's thread. Safe to call from
+        any thread; wakes a blocked :meth:`wait`. Raises
+        :class:`ProactorClosedError` once the Proactor is closed."""
+        op = Op(_POST, None, None, tag, callback)
+        op._value = value
+        with self._lock:
+            if self._closed:
+                raise ProactorClosedError("post() on a closed Proactor")
+            self._posted.append(op)
+            if not self._wake_sent:
+                self._wake_sent = True
+                self._backend.wakeup()
+        return op
+
+    def cancel(self, op: Op) -> bool:
+        """Ask for ``op`` to be cancelled. Returns False if it is already done (its
+        result stands) or is a post. A pending op completes exactly once: as
+        cancelled, or with its real result if that was already there (data that
+        arrived is never lost to a cancel)."""
+        self._check_open()
+        if op.done or op.kind is _POST:
+            return False
+        if op.kind is _SLEEP:
+            self._complete(op, None, OperationCancelled("sleep cancelled"))  # its heap entry is skipped later
+        else:
+            self._backend.cancel(op)
+        return True
+
+    def close(self, sock: Any = _NO_SOCK) -> None:
+        """``close(sock)``: close ``sock``, first completing each op pending on it as
+        cancelled; the peer sees an orderly close. Closing a closed socket does
+        nothing.
+
+        ``close()``: close the Proactor. Every pending op completes exactly once
+        (cancelled) and callbacks are run; sockets the Proactor made are closed;
+        no descriptor is left open. Idempotent.
+        """
+        if sock is not _NO_SOCK:
+            if not isinstance(sock, socket.socket):
+                raise TypeError(f"close() takes a socket, not {type(sock).__name__} (call close() with no argument to close the Proactor)")
+            if self._closed or sock.fileno() < 0:
+                sock.close()
+                return
+            self._owned.discard(sock)
+            self._backend.close_socket(sock)
+            return
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._backend.close()
+            for _, _, op in self._timers:
+                if not op.done:
+                    self._complete(op, None, OperationCancelled("proactor closed"))
+            self._timers.clear()
+            self._ready.extend(self._posted)
+            self._posted.clear()
+            for owned in list(self._owned):
+                owned.close()
+        finally:
+            self._dispatch_at_close()
+
+    def stop(self) -> None:
+        """Make :meth:`run` return after the completions at hand. Thread-safe."""
+        self._stopping = True
+        self._backend.wakeup()
+
+    # -- consuming completions -----------------------------------------------------
+    def wait(self, timeout: Optional[float] = None) -> list[Op]:
+        """Block until at least one op has completed, or ``timeout`` seconds passed.
+
+        Returns the completed ops that have no callback, in completion order, and
+        runs the callbacks of those that have one. With nothing pending it still
+        waits (a post from another thread can arrive). An exception raised by a
+        callback propagates; completions not yet dispatched stay for the next call.
+        """
+        self._check_open()
+        deadline = None if timeout is None else monotonic() + max(timeout, 0.0)
+        out: list[Op] = []
+        while not self._ready:
+            # Poll at least once, even for timeout=0: posts and due timers are
+            # collected there.
+            remaining = None if deadline is None else max(deadline - monotonic(), 0.0)
+            self._step(remaining)
+            if not self._ready and remaining is not None and monotonic() >= deadline:
+                return out
+        self._dispatch(out)
+        return out
+
+    def run(self) -> None:
+        """Dispatch completions to their callbacks until no op is pending, or
+        :meth:`stop` is called. Ops without a callback just complete (see
+        ``op.done``)."""
+        self._check_open()
+        self._stopping = False
+        sink: list[Op] = []
+        while (self._pending or self._ready or self._posted) and not self._stopping:
+            if not self._ready:
+                self._step(None)
+            self._dispatch(sink)
+            sink.clear()
+        self._stopping = False
+
+    # -- internals -----------------------------------------------------------------
+    def _complete(self, op: Op, value: Any, error: Optional[BaseException]) -> None:
+        """The backend's (and the core's) one way to finish an op."""
+        if error is None:
+            op._value = value
+            if op.kind is _ACCEPT:
+                self._owned.add(value[0])
+        else:
+            op._error = error
+            if op.kind is _CONNECT and op in self._connect_socks:
+                op.sock.close()  # the socket connect() made for this op: nobody else has it
+        if op.kind is _CONNECT:
+            self._connect_socks.discard(op)
+        self._pending -= 1
+        self._ready.append(op)
+
+    def _step(self, timeout: Optional[float]) -> None:
+        """One poll of the backend, then due timers and posts."""
+        timers = self._timers
+        if timers:
+            now = monotonic()
+            while timers and timers[0][2].done:  # drop cancelled timers
+                heapq.heappop(timers)
+            if timers:
+                until = timers[0][0] - now
+                if until <= 0:
+                    timeout = 0.0
+                elif timeout is None or until < timeout:
+                    timeout = until
+        if self._posted:
+            timeout = 0.0
+        self._backend.poll(timeout)
+        if timers:
+            now = monotonic()
+            while timers and timers[0][0] <= now:
+                op = heapq.heappop(timers)[2]
+                if not op.done:
+                    self._complete(op, None, None)
+        if self._wake_sent or self._posted:
+            self._wake_sent = False  # cleared before draining: a racing post() wakes us again
+            posted = self._posted
+            while posted:
+                self._ready.append(posted.popleft())
+
+    def _dispatch(self, out: list[Op]) -> None:
+        """Hand over the ops that were ready when called (not those their callbacks
+        complete, so that a chain of instant completions cannot starve I/O)."""
+        ready = self._ready
+        for _ in range(len(ready)):
+            op = ready.popleft()
+            if op.callback is None:
+                out.append(op)
+            else:
+                op.callback(op)
+
+    def _dispatch_at_close(self) -> None:
+        # Callbacks run one last time; one that reads the cancelled result or
+        # tries to submit again must not abort the close of the rest.
+        first_error: Optional[BaseException] = None
+        while self._ready:
+            op = self._ready.popleft()
+            if op.callback is None:
+                continue
+            try:
+                op.callback(op)
+            except (OperationCancelled, ProactorClosedError):
+                pass
+            except Exception as exc:  # re-raised once everything is closed
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ProactorClosedError("operation on a closed Proactor")
+
+    def _check_sock(self, sock: Any) -> None:
+        if self._closed:
+            raise ProactorClosedError("operation on a closed Proactor")
+        if not isinstance(sock, socket.socket):
+            raise TypeError(f"expected a socket.socket, not {type(sock).__name__}")
+        if sock.fileno() < 0:
+            raise ValueError("the socket is closed")
+
+
+def _family_of(address: Any) -> int:
+    if isinstance(address, tuple) and len(address) == 4:
+        return socket.AF_INET6
+    host = address[0] if isinstance(address, tuple) and address else ""
+    return socket.AF_INET6 if isinstance(host, str) and ":" in host else socket.AF_INET
+
+
+def _resolve(address: Any, family: int) -> tuple:
+    """``(host, port)`` to a numeric address; raises ``socket.gaierror`` when the host
+    is unknown and ``ValueError`` for a malformed address."""
+    if not (isinstance(address, tuple) and len(address) in (2, 4)):
+        raise ValueError(f"address must be (host, port), not {address!r}")
+    host, port = address[0], address[1]
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an int in 0..65535, not {port!r}")
+    infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    return infos[0][4]

@@ -1,0 +1,267 @@
+"""The ``overlapio`` command (also ``python -m overlapio``).
+
+Subcommands: ``server`` and ``client`` (the classic overlapped-event example
+programs), ``demo`` (both on loopback, the first command to run), ``backends``
+(what this machine offers) and ``bench`` (the benchmark suite, from a source
+checkout). Bad input ends with a one-line error and a non-zero exit code; Ctrl-C
+ends with exit code 130 after closing every socket.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import socket
+import sys
+from typing import Callable, Optional, Sequence
+
+from .core import BackendUnavailable, Proactor, UnknownBackendError, available_backends, default_backend
+from .demos import EchoServer, HelloClient
+
+DEFAULT_PORT = 7777
+PROG = "overlapio"
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit code ``code``."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- argument types -----------------------------------------------------------
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: not a number") from None
+    if not 0 < value <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {value}: must be 1..65535")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = _positive_int(text) if text != "0" else 0
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    if not 0 <= value < 1e6:
+        raise argparse.ArgumentTypeError(f"seconds must be between 0 and 1e6, not {text}")
+    return value
+
+
+def _size(text: str) -> int:
+    value = _positive_int(text)
+    if value > 64 * 1024 * 1024:
+        raise argparse.ArgumentTypeError(f"message size {value} is too large (at most 64 MiB)")
+    return value
+
+
+def _common(p: argparse.ArgumentParser, *, host_help: str) -> None:
+    p.add_argument("--host", default="127.0.0.1", help=host_help)
+    p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
+    p.add_argument("--size", type=_size, default=100, help="message size in bytes (default 100)")
+    p.add_argument("--echo", action="store_true", help="the server sends every byte back; the client checks each echo")
+    p.add_argument("--backend", default=None, metavar="NAME",
+                   help="I/O backend (default: $OVERLAPIO_BACKEND or the platform's; see 'overlapio backends')")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only errors and the final summary")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Completion-based socket I/O for every OS: the classic overlapped-event echo "
+                    "server and client, a loopback demo, and the backend list.",
+        epilog="Start with 'overlapio demo'. Each command has its own --help.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("server", help="accept clients and print what they send (port 7777)",
+                       description="The example's server: prints 'Client Connected !' for each client and "
+                                   "'Data Recv Len = N' for each N-byte message. Serves many clients at once "
+                                   "and, with --echo, sends everything back with backpressure (a client that "
+                                   "does not read is not buffered without bound).")
+    _common(p, host_help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    p.add_argument("--max-clients", type=_count, default=0, metavar="N",
+                   help="exit after N clients have come and gone (default 0: serve until Ctrl-C)")
+
+    p = sub.add_parser("client", help="send 'Hello World' messages once a second",
+                       description="The example's client: connects, then sends a SIZE-byte buffer holding "
+                                   "'Hello World' every INTERVAL seconds, printing 'Send Data ! Len = SIZE'.")
+    _common(p, host_help="server address (default 127.0.0.1)")
+    p.add_argument("--interval", type=_seconds, default=1.0, help="seconds between messages (default 1)")
+    p.add_argument("--count", type=_count, default=0, help="messages per client, then exit (default 0: until Ctrl-C)")
+    p.add_argument("--clients", type=_positive_int, default=1, help="number of concurrent clients (default 1)")
+
+    p = sub.add_parser("demo", help="run a server and a client on loopback for a few messages",
+                       description="Starts an echo server on a free loopback port and a client that sends a few "
+                                   "'Hello World' messages and checks each echo, printing both sides; exits 0 "
+                                   "when every echo came back intact.")
+    p.add_argument("--count", type=_positive_int, default=3, help="messages to exchange (default 3)")
+    p.add_argument("--interval", type=_seconds, default=0.2, help="seconds between messages (default 0.2)")
+    p.add_argument("--size", type=_size, default=100, help="message size in bytes (default 100)")
+    p.add_argument("--backend", default=None, metavar="NAME", help="I/O backend (default: the platform's)")
+
+    sub.add_parser("backends", help="list the backends and which one is the default",
+                   description="Lists every backend overlapio knows (built in or registered by a package in "
+                               "the 'overlapio.backends' entry-point group), whether it can run here and why "
+                               "not, and the default (set OVERLAPIO_BACKEND to change it).")
+
+    sub.add_parser("bench", help="run the benchmark suite (from a source checkout; see --help there)",
+                   add_help=False)
+    return parser
+
+
+# -- commands -----------------------------------------------------------------
+def _proactor(backend: Optional[str]) -> Proactor:
+    try:
+        return Proactor(backend)
+    except UnknownBackendError as exc:
+        raise CliError(str(exc), 2) from None
+    except BackendUnavailable as exc:
+        raise CliError(str(exc), 2) from None
+
+
+def _describe(exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):
+        return "host not found"
+    if exc.errno == errno.EADDRINUSE:
+        return "address already in use"
+    return (exc.strerror or str(exc)).lower()
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    with _proactor(args.backend) as px:
+        try:
+            listener = px.listen((args.host, args.port), backlog=1024)
+        except OSError as exc:
+            raise CliError(f"cannot listen on {args.host}:{args.port}: {_describe(exc)}") from None
+        out = None if args.quiet else sys.stdout
+        server = EchoServer(px, listener, size=args.size, echo=args.echo, out=out)
+        where = "%s:%d" % listener.getsockname()[:2]
+        _info(args, f"overlapio server on {where} ({px.backend_name} backend{', echo' if args.echo else ''}); Ctrl-C to stop")
+        if args.max_clients:
+            while server.served < args.max_clients or server.clients:
+                px.wait()
+        else:
+            px.run()
+    return 0
+
+
+def cmd_client(args: argparse.Namespace) -> int:
+    with _proactor(args.backend) as px:
+        out = None if args.quiet else sys.stdout
+        failures: list[BaseException] = []
+
+        def done(client: HelloClient) -> None:
+            if client.error is not None:
+                failures.append(client.error)
+
+        clients = [
+            HelloClient(px, (args.host, args.port), size=args.size, interval=args.interval, count=args.count,
+                        echo=args.echo, out=out, prefix=f"[{i}] " if args.clients > 1 else "", done=done)
+            for i in range(args.clients)
+        ]
+        px.run()
+        if failures:
+            exc = failures[0]
+            what = _describe(exc) if isinstance(exc, OSError) else str(exc)
+            raise CliError(f"{len(failures)} of {len(clients)} client(s) failed; "
+                           f"first: {args.host}:{args.port}: {what}")
+        sent = sum(c.sent for c in clients)
+        echoed = f", {sum(c.echoed for c in clients)} echoes checked" if args.echo else ""
+        _info(args, f"done: {sent} messages sent{echoed}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    with _proactor(args.backend) as px:
+        listener = px.listen(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        print(f"overlapio demo: {px.backend_name} backend, echo server on 127.0.0.1:{port}")
+        server = EchoServer(px, listener, size=args.size, echo=True, prefix="[server] ")
+        result: list[HelloClient] = []
+        client = HelloClient(px, ("127.0.0.1", port), size=args.size, interval=args.interval, count=args.count,
+                             echo=True, prefix="[client] ", done=lambda c: (result.append(c), server.stop()))
+        px.run()
+        if client.error is not None:
+            raise CliError(f"demo failed: {client.error}")
+        print(f"demo ok: {client.echoed} of {client.sent} messages came back intact")
+    return 0
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    default = default_backend()
+    rows = available_backends()
+    width = max(map(len, rows)) if rows else 0
+    for name, (ok, reason) in rows.items():
+        mark = " (default)" if name == default else ""
+        state = "available" if ok else f"unavailable: {reason}"
+        print(f"{name.ljust(width)}  {state}{mark}")
+    if default not in rows:
+        print(f"warning: the default backend {default!r} (from OVERLAPIO_BACKEND) is not known", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_bench(argv: Sequence[str]) -> int:
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.isdir(os.path.join(root, "bench")) and root not in sys.path:
+        sys.path.insert(0, root)
+    try:
+        from bench.cli import main as bench_main  # type: ignore[import-not-found]
+    except ImportError:
+        raise CliError("the benchmark suite runs from a source checkout: "
+                       "pip install -e '.[bench]' there, then 'overlapio bench' or 'python -m bench'") from None
+    return int(bench_main(list(argv)) or 0)
+
+
+def _info(args: argparse.Namespace, text: str) -> None:
+    print(text, file=sys.stderr if args.quiet else sys.stdout, flush=True)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "server": cmd_server, "client": cmd_client, "demo": cmd_demo, "backends": cmd_backends,
+}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``overlapio`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "bench":
+            return cmd_bench(argv[1:])
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return COMMANDS[args.command](args)
+    except CliError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        # The with-blocks above have closed the proactor and every socket.
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""The classic overlapped-event example programs, on the completion API.
+
+``EchoServer`` and ``HelloClient`` attach to a :class:`~overlapio.Proactor` and
+drive themselves with callbacks, so one Proactor can run a server, many clients,
+or both (``overlapio demo``). Unlike the original example, the server serves many
+clients at once and applies backpressure: it submits a client's next recv only
+once the echo of the previous data is fully sent, so a client that sends but never
+reads holds the server to one buffer's worth of memory.
+"""
+from __future__ import annotations
+
+import socket
+import sys
+from typing import Callable, Optional, TextIO
+
+from .core import OperationCancelled, Op, Proactor
+
+HELLO = b"Hello World"
+CHUNK = 64 * 1024  # the server's per-client receive buffer
+
+
+def hello_message(size: int) -> bytes:
+    """``size`` bytes: "Hello World" padded with NULs (or cut), as the example sends."""
+    return HELLO[:size].ljust(size, b"\0")
+
+
+class EchoServer:
+    """Accepts clients; prints ``Client Connected !`` and, for each ``size``-byte
+    message received, ``Data Recv Len = <size>``; with ``echo`` sends every byte
+    back."""
+
+    def __init__(self, px: Proactor, listener: socket.socket, *, size: int = 100, echo: bool = False,
+                 out: Optional[TextIO] = sys.stdout, prefix: str = "") -> None:
+        self.px = px
+        self.listener = listener
+        self.size = size
+        self.echo = echo
+        self.out = out
+        self.prefix = prefix
+        self.clients = 0  # connected now
+        self.served = 0  # connected so far
+        self.bytes_received = 0
+        self._accept = px.accept(listener, callback=self._on_accept)
+
+    def _say(self, text: str) -> None:
+        if self.out is not None:
+            print(self.prefix + text, file=self.out, flush=True)
+
+    def stop(self) -> None:
+        """Stop accepting (connected clients are served until they leave)."""
+        self.px.close(self.listener)
+
+    def _on_accept(self, op: Op) -> None:
+        try:
+            conn, _addr = op.result
+        except OperationCancelled:
+            return  # the listener was closed
+        except OSError as exc:
+            self._say(f"accept failed: {exc}")
+        else:
+            self.clients += 1
+            self.served += 1
+            self._say("Client Connected !")
+            _Connection(self, conn).read()
+        self._accept = self.px.accept(self.listener, callback=self._on_accept)
+
+
+class _Connection:
+    """One client of an EchoServer: recv, (echo,) recv again."""
+
+    __slots__ = ("server", "conn", "buf", "view", "partial")
+
+    def __init__(self, server: EchoServer, conn: socket.socket) -> None:
+        self.server = server
+        self.conn = conn
+        self.buf = bytearray(CHUNK)
+        self.view = memoryview(self.buf)
+        self.partial = 0  # bytes of the current message seen so far
+
+    def read(self) -> None:
+        self.server.px.recv(self.conn, self.buf, callback=self._on_recv)
+
+    def _on_recv(self, op: Op) -> None:
+        server = self.server
+        try:
+            n = op.result
+        except OSError as exc:
+            if not isinstance(exc, OperationCancelled):
+                server._say(f"Client Error ! ({exc.strerror or exc})")
+            self._close()
+            return
+        if n == 0:
+            if self.partial:
+                server._say(f"Data Recv Len = {self.partial}")
+            self._close()
+            return
+        server.bytes_received += n
+        whole, self.partial = divmod(self.partial + n, server.size)
+        for _ in range(whole):
+            server._say(f"Data Recv Len = {server.size}")
+        if server.echo:
+            # The next recv waits for this send: that is the backpressure.
+            server.px.send(self.conn, self.view[:n], callback=self._on_sent)
+        else:
+            self.read()
+
+    def _on_sent(self, op: Op) -> None:
+        if op.exception is not None:
+            self._close()
+        else:
+            self.read()
+
+    def _close(self) -> None:
+        server = self.server
+        server.clients -= 1
+        server._say("Client Disconnected !")
+        if not server.px.closed:
+            server.px.close(self.conn)
+
+
+class HelloClient:
+    """Connects, then every ``interval`` seconds sends a ``size``-byte "Hello World"
+    message and prints ``Send Data ! Len = <size>``, ``count`` times (0: until
+    stopped). With ``echo``, reads each message back and checks every byte.
+
+    ``done(client)`` is called once it has finished or failed (``client.error``).
+    """
+
+    def __init__(self, px: Proactor, address: tuple, *, size: int = 100, interval: float = 1.0, count: int = 0,
+                 echo: bool = False, out: Optional[TextIO] = sys.stdout, prefix: str = "",
+                 done: Optional[Callable[["HelloClient"], None]] = None) -> None:
+        self.px = px
+        self.message = hello_message(size)
+        self.interval = interval
+        self.count = count
+        self.echo = echo
+        self.out = out
+        self.prefix = prefix
+        self.done = done
+        self.sent = 0
+        self.echoed = 0
+        self.error: Optional[BaseException] = None
+        self.finished = False
+        self.sock: Optional[socket.socket] = None
+        self.buf = bytearray(size)
+        self.got = 0
+        px.connect(address, callback=self._on_connect)
+
+    def _say(self, text: str) -> None:
+        if self.out is not None:
+            print(self.prefix + text, file=self.out, flush=True)
+
+    def _on_connect(self, op: Op) -> None:
+        try:
+            self.sock = op.result
+        except OSError as exc:
+            self._finish(exc)
+            return
+        self._send()
+
+    def _send(self) -> None:
+        self.px.send(self.sock, self.message, callback=self._on_sent)
+
+    def _on_sent(self, op: Op) -> None:
+        try:
+            op.result
+        except OSError as exc:
+            self._finish(exc)
+            return
+        self.sent += 1
+        self._say(f"Send Data ! Len = {len(self.message)}")
+        if self.echo:
+            self.got = 0
+            self.px.recv(self.sock, self.buf, callback=self._on_recv)
+        else:
+            self._next()
+
+    def _on_recv(self, op: Op) -> None:
+        try:
+            n = op.result
+        except OSError as exc:
+            self._finish(exc)
+            return
+        if n == 0:
+            self._finish(ConnectionResetError("the server closed the connection before echoing everything"))
+            return
+        self.got += n
+        if self.got < len(self.buf):
+            self.px.recv(self.sock, memoryview(self.buf)[self.got:], callback=self._on_recv)
+            return
+        if self.buf != self.message:
+            self._finish(ValueError("the echo differs from what was sent"))
+            return
+        self.echoed += 1
+        self._say(f"Echo OK ! Len = {len(self.message)}")
+        self._next()
+
+    def _next(self) -> None:
+        if self.count and self.sent >= self.count:
+            self._finish(None)
+        else:
+            self.px.sleep(self.interval, callback=lambda _op: None if self.finished else self._send())
+
+    def _finish(self, error: Optional[BaseException]) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self.error = error
+        if self.sock is not None and not self.px.closed:
+            self.px.close(self.sock)
+        if self.done is not None:
+            self.done(self)
