@@ -24,6 +24,7 @@ from .registry import default_backend, load_backend
 
 __all__ = ["Proactor"]
 
+_POLL_EVERY = 4  # with completions waiting, poll the OS every 4th step (see _step)
 _NO_SOCK = object()  # close()'s "no argument" marker: close(None) is a mistake, not "close the proactor"
 
 _SEND, _RECV, _ACCEPT, _CONNECT, _SLEEP, _POST = (
@@ -55,6 +56,7 @@ class Proactor:
         self._pending = 0  # ops submitted on this thread and not yet completed
         self._closed = False
         self._stopping = False
+        self._unpolled = 0  # steps since the backend was last polled
         self._owned: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
         self._connect_socks: set[Op] = set()  # connect ops whose socket connect() made
         self._lock = threading.Lock()  # guards close() against a racing post()
@@ -216,7 +218,7 @@ class Proactor:
         any thread; wakes a blocked :meth:`wait`. Raises
         :class:`ProactorClosedError` once the Proactor is closed."""
         op = Op(_POST, None, None, tag, callback)
-        op._value = value
+        op._bk = value  # becomes the result on the Proactor's thread
         with self._lock:
             if self._closed:
                 raise ProactorClosedError("post() on a closed Proactor")
@@ -268,8 +270,7 @@ class Proactor:
                 if not op.done:
                     self._complete(op, None, OperationCancelled("proactor closed"))
             self._timers.clear()
-            self._ready.extend(self._posted)
-            self._posted.clear()
+            self._collect_posts()  # posts made before the close still complete, with their value
             for owned in list(self._owned):
                 owned.close()
         finally:
@@ -292,12 +293,14 @@ class Proactor:
         self._check_open()
         deadline = None if timeout is None else monotonic() + max(timeout, 0.0)
         out: list[Op] = []
-        while not self._ready:
-            # Poll at least once, even for timeout=0: posts and due timers are
+        while True:
+            # Step at least once, even for timeout=0: posts and due timers are
             # collected there.
             remaining = None if deadline is None else max(deadline - monotonic(), 0.0)
             self._step(remaining)
-            if not self._ready and remaining is not None and monotonic() >= deadline:
+            if self._ready:
+                break
+            if remaining is not None and monotonic() >= deadline:
                 return out
         self._dispatch(out)
         return out
@@ -310,8 +313,7 @@ class Proactor:
         self._stopping = False
         sink: list[Op] = []
         while (self._pending or self._ready or self._posted) and not self._stopping:
-            if not self._ready:
-                self._step(None)
+            self._step(None)
             self._dispatch(sink)
             sink.clear()
         self._stopping = False
@@ -333,7 +335,17 @@ class Proactor:
         self._ready.append(op)
 
     def _step(self, timeout: Optional[float]) -> None:
-        """One poll of the backend, then due timers and posts."""
+        """One poll of the backend, then due timers and posts.
+
+        With completions already waiting it does not block, and polls the backend
+        only every ``_POLL_EVERY``-th time: a chain of instant completions then
+        neither starves I/O and timers nor pays a syscall per round."""
+        poll_io = True
+        if self._ready:
+            timeout = 0.0
+            self._unpolled += 1
+            if self._unpolled < _POLL_EVERY:
+                poll_io = False
         timers = self._timers
         if timers:
             now = monotonic()
@@ -347,7 +359,9 @@ class Proactor:
                     timeout = until
         if self._posted:
             timeout = 0.0
-        self._backend.poll(timeout)
+        if poll_io:
+            self._unpolled = 0
+            self._backend.poll(timeout)
         if timers:
             now = monotonic()
             while timers and timers[0][0] <= now:
@@ -356,9 +370,14 @@ class Proactor:
                     self._complete(op, None, None)
         if self._wake_sent or self._posted:
             self._wake_sent = False  # cleared before draining: a racing post() wakes us again
-            posted = self._posted
-            while posted:
-                self._ready.append(posted.popleft())
+            self._collect_posts()
+
+    def _collect_posts(self) -> None:
+        posted = self._posted
+        while posted:
+            op = posted.popleft()
+            op._value, op._bk = op._bk, None
+            self._ready.append(op)
 
     def _dispatch(self, out: list[Op]) -> None:
         """Hand over the ops that were ready when called (not those their callbacks

@@ -30,14 +30,18 @@ class CliError(Exception):
 
 
 # -- argument types -----------------------------------------------------------
-def _port(text: str) -> int:
+def _port(text: str, lowest: int = 1) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid port {text!r}: not a number") from None
-    if not 0 < value <= 65535:
-        raise argparse.ArgumentTypeError(f"invalid port {value}: must be 1..65535")
+    if not lowest <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {value}: must be {lowest}..65535")
     return value
+
+
+def _listen_port(text: str) -> int:
+    return _port(text, lowest=0)
 
 
 def _positive_int(text: str) -> int:
@@ -72,9 +76,9 @@ def _size(text: str) -> int:
     return value
 
 
-def _common(p: argparse.ArgumentParser, *, host_help: str) -> None:
+def _common(p: argparse.ArgumentParser, *, host_help: str, port_help: str, port_type: Callable[[str], int]) -> None:
     p.add_argument("--host", default="127.0.0.1", help=host_help)
-    p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
+    p.add_argument("--port", type=port_type, default=DEFAULT_PORT, help=port_help)
     p.add_argument("--size", type=_size, default=100, help="message size in bytes (default 100)")
     p.add_argument("--echo", action="store_true", help="the server sends every byte back; the client checks each echo")
     p.add_argument("--backend", default=None, metavar="NAME",
@@ -96,14 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
                                    "'Data Recv Len = N' for each N-byte message. Serves many clients at once "
                                    "and, with --echo, sends everything back with backpressure (a client that "
                                    "does not read is not buffered without bound).")
-    _common(p, host_help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    _common(p, host_help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)",
+            port_help=f"TCP port (default {DEFAULT_PORT}; 0 picks a free one, shown at start)", port_type=_listen_port)
     p.add_argument("--max-clients", type=_count, default=0, metavar="N",
                    help="exit after N clients have come and gone (default 0: serve until Ctrl-C)")
 
     p = sub.add_parser("client", help="send 'Hello World' messages once a second",
                        description="The example's client: connects, then sends a SIZE-byte buffer holding "
                                    "'Hello World' every INTERVAL seconds, printing 'Send Data ! Len = SIZE'.")
-    _common(p, host_help="server address (default 127.0.0.1)")
+    _common(p, host_help="server address (default 127.0.0.1)", port_help=f"TCP port (default {DEFAULT_PORT})",
+            port_type=_port)
     p.add_argument("--interval", type=_seconds, default=1.0, help="seconds between messages (default 1)")
     p.add_argument("--count", type=_count, default=0, help="messages per client, then exit (default 0: until Ctrl-C)")
     p.add_argument("--clients", type=_positive_int, default=1, help="number of concurrent clients (default 1)")

@@ -1,0 +1,63 @@
+"""Run the ``overlapio`` command as a real subprocess, for the CLI tests."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Optional
+
+_LISTEN_LINE = re.compile(rb"overlapio server on [^:]+:(\d+)")
+
+
+def run(*args: str, timeout: float = 30, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    """``overlapio ARGS`` to completion; output as text."""
+    return subprocess.run([sys.executable, "-m", "overlapio", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+
+
+class Server:
+    """``overlapio server --port 0 ARGS`` in the background; ``.port`` once listening."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "overlapio", "server", "--port", "0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self.port = self._read_port()
+
+    def _read_port(self) -> int:
+        quiet = "--quiet" in self.proc.args or "-q" in self.proc.args
+        stream = self.proc.stderr if quiet else self.proc.stdout
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = stream.readline()
+            if not line:
+                raise RuntimeError(f"server exited: {self.proc.wait()} {self.proc.stderr.read()!r}")
+            m = _LISTEN_LINE.search(line)
+            if m:
+                return int(m.group(1))
+        raise RuntimeError("server did not start")
+
+    def rss_kib(self) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def interrupt(self, timeout: float = 10) -> tuple[int, str, str]:
+        """SIGINT (Ctrl-C), then the exit code and the rest of the output."""
+        self.proc.send_signal(2)
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out.decode(), err.decode()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()

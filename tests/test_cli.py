@@ -1,0 +1,182 @@
+"""The ``overlapio`` command, run as real subprocesses."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cliproc import Server, run
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses SIGINT and /proc")
+
+
+def _no_traceback(proc_out: str) -> None:
+    assert "Traceback" not in proc_out, proc_out
+
+
+def test_demo_exchanges_and_exits_zero():
+    r = run("demo", "--count", "3", "--interval", "0.05")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("[client] Send Data ! Len = 100") == 3
+    assert r.stdout.count("[server] Data Recv Len = 100") == 3
+    assert r.stdout.count("[server] Client Connected !") == 1
+    assert "demo ok: 3 of 3 messages came back intact" in r.stdout
+
+
+def test_classic_server_and_client_output():
+    with Server() as srv:
+        r = run("client", "--port", str(srv.port), "--count", "3", "--interval", "0.05")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines().count("Send Data ! Len = 100") == 3
+        code, out, err = srv.interrupt()
+    assert code == 130
+    _no_traceback(err)
+    lines = out.splitlines()
+    assert lines.count("Client Connected !") == 1
+    assert lines.count("Data Recv Len = 100") == 3
+
+
+def test_echo_client_checks_bytes_with_many_clients():
+    with Server("--echo", "--quiet") as srv:
+        r = run("client", "--port", str(srv.port), "--count", "4", "--interval", "0.01", "--clients", "20",
+                "--echo", "--size", "3000")
+        assert r.returncode == 0, r.stderr
+        assert "done: 80 messages sent, 80 echoes checked" in r.stdout
+        assert r.stdout.count("Echo OK ! Len = 3000") == 80
+
+
+def test_server_max_clients_exits_by_itself():
+    with Server("--max-clients", "2", "--quiet") as srv:
+        for _ in range(2):
+            assert run("client", "--port", str(srv.port), "--count", "1", "-q").returncode == 0
+        assert srv.proc.wait(timeout=10) == 0
+
+
+def test_echo_checks_detect_a_wrong_echo():
+    # A server that answers with other bytes: the client must notice and fail.
+    lsock = socket.create_server(("127.0.0.1", 0))
+    port = lsock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "overlapio", "client", "--port", str(port), "--count", "1",
+                             "--echo"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    conn, _ = lsock.accept()
+    data = b""
+    while len(data) < 100:
+        data += conn.recv(100)
+    conn.sendall(b"X" * 100)
+    out, err = proc.communicate(timeout=20)
+    conn.close()
+    lsock.close()
+    assert proc.returncode == 1
+    assert "the echo differs from what was sent" in err
+    _no_traceback(err)
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["client", "--port", "70000"], 2, "invalid port 70000"),
+    (["client", "--port", "http"], 2, "invalid port 'http'"),
+    (["server", "--size", "0"], 2, "must be at least 1"),
+    (["client", "--interval", "soon"], 2, "invalid number of seconds"),
+    (["server", "--backend", "nope"], 2, "unknown backend 'nope'"),
+    (["demo", "--backend", "winsock"], 2, "backend 'winsock' is unavailable here"),
+])
+def test_bad_input_is_one_line_error(args, code, message):
+    r = run(*args)
+    assert r.returncode == code
+    assert message in r.stderr
+    _no_traceback(r.stderr)
+
+
+def test_port_in_use():
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    port = blocker.getsockname()[1]
+    try:
+        r = run("server", "--port", str(port))
+    finally:
+        blocker.close()
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"overlapio: error: cannot listen on 127.0.0.1:{port}: address already in use"
+
+
+def test_connection_refused():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    r = run("client", "--port", str(port), "--count", "1")
+    assert r.returncode == 1
+    assert f"127.0.0.1:{port}: connection refused" in r.stderr
+    _no_traceback(r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_host_not_found():
+    r = run("client", "--host", "no-such-host.invalid", "--count", "1")
+    assert r.returncode == 1
+    assert "no-such-host.invalid:7777: host not found" in r.stderr
+    _no_traceback(r.stderr)
+
+
+def test_ctrl_c_stops_client_promptly():
+    with Server() as srv:
+        proc = subprocess.Popen([sys.executable, "-m", "overlapio", "client", "--port", str(srv.port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "Send Data ! Len = 100"  # now sleeping until the next send
+        start = time.monotonic()
+        proc.send_signal(2)
+        out, err = proc.communicate(timeout=10)
+        assert time.monotonic() - start < 3
+        assert proc.returncode == 130
+        assert err.strip() == "overlapio: interrupted"
+        # The client closed its socket: the server saw it leave.
+        code, sout, _ = srv.interrupt()
+        assert "Client Disconnected !" in sout
+
+
+def test_backends_lists_default_and_reasons():
+    r = run("backends")
+    assert r.returncode == 0
+    lines = dict(line.split(None, 1) for line in r.stdout.splitlines())
+    assert lines["posix"].startswith("available") and "(default)" in lines["posix"]
+    assert lines["winsock"].startswith("unavailable: ") and "Windows" in lines["winsock"]
+
+
+def test_backends_honours_env_default():
+    env = dict(os.environ, OVERLAPIO_BACKEND="winsock")
+    r = run("backends", env=env)
+    assert "(default)" in dict(line.split(None, 1) for line in r.stdout.splitlines())["winsock"]
+
+
+@pytest.mark.parametrize("cmd", ["server", "client", "demo", "backends"])
+def test_help_documents_every_option(cmd):
+    from overlapio.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[cmd]
+    r = run(cmd, "--help")
+    assert r.returncode == 0
+    for action in sub._actions:
+        for flag in action.option_strings:
+            assert flag in r.stdout
+        assert action.help, f"{cmd} {action.option_strings} has no help"
+
+
+def test_no_command_prints_help():
+    r = run()
+    assert r.returncode == 2
+    assert "overlapio demo" in r.stdout
+
+
+def test_python_m_and_console_script_agree():
+    import shutil
+
+    exe = shutil.which("overlapio")
+    if exe is None:
+        pytest.skip("the console script is not on PATH (package not installed)")
+    r = subprocess.run([exe, "backends"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout == run("backends").stdout

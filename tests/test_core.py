@@ -1,0 +1,185 @@
+"""Core behaviour that is not backend-specific: registry, dispatch, close."""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import textwrap
+
+import pytest
+
+import overlapio
+from overlapio.core import registry
+
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_default_backend_follows_platform_and_env():
+    assert registry.default_backend({}) == ("winsock" if sys.platform == "win32" else "posix")
+    assert registry.default_backend({"OVERLAPIO_BACKEND": "mine"}) == "mine"
+
+
+def test_unknown_backend_is_a_clear_error():
+    with pytest.raises(overlapio.UnknownBackendError, match="unknown backend 'nope'; known: posix, winsock"):
+        overlapio.Proactor("nope")
+
+
+def test_env_var_selects_backend(monkeypatch):
+    monkeypatch.setenv("OVERLAPIO_BACKEND", "nope")
+    with pytest.raises(overlapio.UnknownBackendError):
+        overlapio.Proactor()
+
+
+def test_third_party_backend_through_entry_point(tmp_path, monkeypatch):
+    # A package installed beside us that registers a backend in our entry-point group.
+    (tmp_path / "thirdparty_io.py").write_text(textwrap.dedent("""
+        from overlapio.backends.posix_selectors import SelectorsBackend
+
+        class Backend(SelectorsBackend):
+            name = "thirdparty"
+
+        class Broken(SelectorsBackend):
+            name = "broken"
+
+            @classmethod
+            def unavailable_reason(cls):
+                return "needs a flux capacitor"
+    """))
+    dist = tmp_path / "thirdparty_io-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-io\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[overlapio.backends]\nthirdparty = thirdparty_io:Backend\nbroken = thirdparty_io:Broken\n"
+        "missing = no_such_module:X\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names = overlapio.backend_names()
+    assert names[:2] == ["posix", "winsock"] and {"thirdparty", "broken", "missing"} <= set(names)
+    table = overlapio.available_backends()
+    assert table["thirdparty"] == (True, "")
+    assert table["broken"] == (False, "needs a flux capacitor")
+    assert not table["missing"][0] and "no_such_module" in table["missing"][1]
+    with overlapio.Proactor("thirdparty") as px:
+        assert px.backend_name == "thirdparty"
+        assert [op.result for op in px.wait(px.post(7) and 1)] == [7]
+    with pytest.raises(overlapio.BackendUnavailable, match="flux capacitor"):
+        overlapio.Proactor("broken")
+
+
+@needs_proc
+def test_close_completes_every_pending_op_once_and_leaks_no_fd():
+    before = _fds()
+    seen: list[overlapio.Op] = []
+    px = overlapio.Proactor()
+    listener = px.listen(("127.0.0.1", 0))
+    ops = [px.accept(listener, callback=seen.append)]
+    a = px.connect(listener.getsockname(), callback=seen.append)
+    while not (a.done and ops[0].done):
+        px.wait(5)
+    client = a.result
+    server, _ = ops[0].result
+    ops = [
+        px.recv(client, bytearray(10), callback=seen.append),
+        px.recv(server, bytearray(10)),  # pull-style: no callback
+        px.send(client, b"x" * (32 * 1024 * 1024), callback=seen.append),  # more than the kernel takes
+        px.sleep(60, callback=seen.append),
+        px.accept(listener, callback=seen.append),
+    ]
+    seen.clear()
+    assert px.pending == 5
+    px.close()
+    assert all(op.cancelled for op in ops)
+    assert sorted(map(id, seen)) == sorted(id(op) for op in ops if op.callback)  # each callback ran once
+    assert ops[2].nbytes > 0  # part of the send went out before the close: nbytes says how much
+    assert px.pending == 0
+    for s in (listener, client, server):
+        assert s.fileno() == -1
+    assert _fds() == before
+    px.close()  # idempotent
+    with pytest.raises(overlapio.ProactorClosedError, match="closed Proactor"):
+        px.sleep(1)
+
+
+def test_callback_errors_propagate_and_keep_later_completions():
+    with overlapio.Proactor() as px:
+        def boom(op):
+            raise ValueError("boom")
+        seen = []
+        px.post(1, callback=boom)
+        px.post(2, callback=seen.append)
+        with pytest.raises(ValueError, match="boom"):
+            px.wait(1)
+        assert seen == []  # not lost: dispatched by the next call
+        px.wait(1)
+        assert [op.result for op in seen] == [2]
+
+
+def test_close_runs_callbacks_that_read_cancelled_results():
+    px = overlapio.Proactor()
+    calls = []
+
+    def strict(op):
+        calls.append(op)
+        op.result  # raises OperationCancelled: must not abort the close
+
+    px.sleep(10, callback=strict)
+    px.sleep(10, callback=strict)
+    px.close()
+    assert len(calls) == 2 and px.closed
+
+
+def test_close_reraises_a_real_callback_error_after_closing_everything():
+    px = overlapio.Proactor()
+    listener = px.listen(("127.0.0.1", 0))
+
+    def broken(op):
+        raise KeyError("bug in user code")
+
+    px.sleep(10, callback=broken)
+    with pytest.raises(KeyError):
+        px.close()
+    assert px.closed and listener.fileno() == -1
+
+
+def test_instant_completions_do_not_starve_io():
+    # A callback that always submits an op completing at once (zero-length recv)
+    # must still let the timer below complete: each dispatch pass handles only
+    # what was ready when it began.
+    with overlapio.Proactor() as px:
+        a, b = socket.socketpair()
+        fired = []
+        rounds = [0]
+
+        def again(op):
+            rounds[0] += 1
+            if not fired:
+                px.recv(a, bytearray(0), callback=again)
+
+        px.recv(a, bytearray(0), callback=again)
+        px.sleep(0.05, callback=fired.append)
+        px.run()
+        assert fired and rounds[0] > 1
+        a.close(), b.close()
+
+
+def test_op_repr_and_states():
+    with overlapio.Proactor() as px:
+        op = px.post("v", tag="t")
+        with pytest.raises(RuntimeError, match="still pending"):
+            op.exception
+        px.wait(1)
+        assert op.done and not op.cancelled and op.exception is None
+        assert repr(op) == "<Op POST tag='t' result='v'>"
+        s = px.sleep(10)
+        assert px.cancel(s) is True and px.cancel(s) is False
+        assert "error=OperationCancelled" in repr(s)
+
+
+def test_close_argument_is_checked():
+    with overlapio.Proactor() as px:
+        with pytest.raises(TypeError, match="close\\(\\) takes a socket"):
+            px.close(None)
+        assert not px.closed

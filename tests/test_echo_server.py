@@ -1,0 +1,116 @@
+"""``overlapio server --echo`` under load: every byte back, bounded memory."""
+from __future__ import annotations
+
+import os
+import random
+import socket
+import sys
+import time
+
+import pytest
+
+import overlapio
+from cliproc import Server
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="reads /proc")
+
+MIB = 1024 * 1024
+
+
+def _exchange(port: int, clients: int, per_client: int, seed: int) -> list[int]:
+    """``clients`` connections each send ``per_client`` random bytes in random-sized
+    pieces while reading the echo; returns the bytes each got back intact."""
+    rng = random.Random(seed)
+    pool = rng.randbytes(per_client * 2)  # each client sends a different window of it
+    got = [0] * clients
+    errors: list[str] = []
+
+    with overlapio.Proactor() as px:
+
+        def start(i: int) -> None:
+            offset = rng.randrange(per_client)
+            expected = memoryview(pool)[offset:offset + per_client]
+            buf = bytearray(64 * 1024)
+            sent = 0
+
+            def on_connect(op: overlapio.Op) -> None:
+                sock = op.result
+                send_next(sock)
+                px.recv(sock, buf, callback=lambda o: on_recv(sock, o))
+
+            def send_next(sock: socket.socket) -> None:
+                nonlocal sent
+                if sent < per_client:
+                    size = min(rng.randint(1, 64 * 1024), per_client - sent)
+                    px.send(sock, expected[sent:sent + size], callback=lambda o: (o.result, send_next(sock)))
+                    sent += size
+
+            def on_recv(sock: socket.socket, op: overlapio.Op) -> None:
+                n = op.result
+                if n == 0:
+                    errors.append(f"client {i}: end of stream after {got[i]} bytes")
+                    px.close(sock)
+                    return
+                if buf[:n] != expected[got[i]:got[i] + n]:
+                    errors.append(f"client {i}: bytes differ at offset {got[i]}")
+                    px.close(sock)
+                    return
+                got[i] += n
+                if got[i] == per_client:
+                    px.close(sock)
+                else:
+                    px.recv(sock, buf, callback=lambda o: on_recv(sock, o))
+
+            px.connect(("127.0.0.1", port), callback=on_connect)
+
+        for i in range(clients):
+            start(i)
+        px.run()
+    assert not errors, errors[:5]
+    return got
+
+
+@pytest.mark.slow
+def test_thousand_clients_each_echo_one_mib_intact():
+    with Server("--echo", "--quiet") as srv:
+        got = _exchange(srv.port, clients=1000, per_client=MIB, seed=1)
+        assert got == [MIB] * 1000
+        code, _, err = srv.interrupt()
+        assert code == 130 and "Traceback" not in err
+
+
+def test_few_clients_echo_intact():
+    with Server("--echo", "--quiet") as srv:
+        assert _exchange(srv.port, clients=10, per_client=200_000, seed=2) == [200_000] * 10
+
+
+def test_client_that_never_reads_cannot_grow_server_memory():
+    with Server("--echo", "--quiet") as srv:
+        time.sleep(0.2)
+        before = srv.rss_kib()
+        hog = socket.create_connection(("127.0.0.1", srv.port))
+        hog.setblocking(False)
+        chunk = b"x" * MIB
+        sent = 0
+        stalled_since = None
+        deadline = time.monotonic() + 20
+        # Push until the server stops taking data for a full second (it must: it only
+        # reads again once its echo went out, and we read nothing).
+        while time.monotonic() < deadline:
+            try:
+                sent += hog.send(chunk)
+                stalled_since = None
+            except BlockingIOError:
+                stalled_since = stalled_since or time.monotonic()
+                if time.monotonic() - stalled_since > 1.0:
+                    break
+                time.sleep(0.01)
+        after = srv.rss_kib()
+        hog.close()
+        assert stalled_since is not None, f"the server kept reading: {sent} bytes taken in 20 s"
+        # What it took fits in the kernel's socket buffers on both sides (a few MiB),
+        # not in the server's memory.
+        assert sent < 64 * MIB, sent
+        assert after - before < 8 * 1024, f"server RSS grew by {after - before} KiB after taking {sent} bytes"
+        # It still serves others meanwhile.
+        assert _exchange(srv.port, clients=2, per_client=10_000, seed=3) == [10_000] * 2
