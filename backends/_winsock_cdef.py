@@ -1,0 +1,380 @@
+"""The cffi declarations the Windows (overlapped Winsock + event objects) backend uses.
+
+One source of truth for three consumers:
+
+* ``build_ffi.py`` turns :data:`CDEF` into the out-of-line ABI-mode module
+  ``overlapio.backends._winsock_ffi`` (no compiler needed);
+* :func:`make_ffi` gives an in-line ``cffi.FFI`` from the same text, the fallback
+  when that generated module is absent (``pip install -e .``);
+* ``tests/windows/bindcheck.py`` compiles the same text as C11 static asserts
+  against mingw-w64's real ``winsock2.h``/``mswsock.h``.
+
+Rules for editing :data:`CDEF` (the binding check enforces them):
+
+* Every typedef name is the Windows SDK's own name (``DWORD``, ``SOCKET`` ...), and
+  every integer typedef is spelled with a fixed-width type (``uint32_t``, never
+  ``unsigned long``).  cffi lays types out for the *host*; fixed-width types make the
+  host layout equal the Win64 layout, so the cdef also works under cffi on Linux
+  (where the backend's logic is unit-tested against a stand-in ``lib``).
+* Prototypes use those typedef names where the SDK does, so the check can compare
+  them with ``__builtin_types_compatible_p``.
+* No ``WINAPI``/``__stdcall``: Win64 has a single calling convention, and plain
+  prototypes parse on Linux too.
+* ``wchar_t`` is 4 bytes on Linux: ``WCHAR`` is declared as ``uint16_t``.
+
+This module must not import anything from overlapio: ``build_ffi.py`` loads it by path
+at build time, before the package is installed.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = [
+    "CDEF",
+    "CONSTANTS",
+    "DLLS",
+    "Guid",
+    "WSAID_ACCEPTEX",
+    "WSAID_CONNECTEX",
+    "WSAID_GETACCEPTEXSOCKADDRS",
+    "make_ffi",
+]
+# (every key of CONSTANTS is also a module-level name, e.g. WSA_IO_PENDING)
+
+# --- integer constants: Python names AND cdef ``#define``s (the dict is the source) ---
+CONSTANTS: dict[str, int] = {
+    # overlapped-I/O status codes (WSAGetLastError / GetLastError / Internal)
+    "ERROR_INVALID_HANDLE": 6,
+    "ERROR_INVALID_PARAMETER": 87,
+    "ERROR_NETNAME_DELETED": 64,        # peer reset seen by GetOverlappedResult
+    "ERROR_SEM_TIMEOUT": 121,
+    "ERROR_OPERATION_ABORTED": 995,     # cancelled (CancelIoEx / closesocket)
+    "ERROR_IO_INCOMPLETE": 996,
+    "ERROR_IO_PENDING": 997,
+    "ERROR_NOT_FOUND": 1168,            # CancelIoEx: nothing left to cancel
+    "ERROR_CONNECTION_REFUSED": 1225,
+    "ERROR_CONNECTION_ABORTED": 1236,
+    "ERROR_PORT_UNREACHABLE": 1234,
+    "WSA_INVALID_HANDLE": 6,
+    "WSA_INVALID_PARAMETER": 87,        # e.g. more than 64 events to one wait
+    "WSA_OPERATION_ABORTED": 995,
+    "WSA_IO_INCOMPLETE": 996,           # WSAGetOverlappedResult(fWait=FALSE): not yet
+    "WSA_IO_PENDING": 997,              # the op was accepted and runs in the background
+    # Winsock errors a backend maps to Python OSError subclasses
+    "WSAEINTR": 10004,
+    "WSAEFAULT": 10014,
+    "WSAEINVAL": 10022,                 # e.g. ConnectEx on an unbound socket
+    "WSAEWOULDBLOCK": 10035,
+    "WSAENOTSOCK": 10038,               # what Wine reports for a closed socket's op
+    "WSAEMSGSIZE": 10040,
+    "WSAEOPNOTSUPP": 10045,
+    "WSAEAFNOSUPPORT": 10047,
+    "WSAEADDRINUSE": 10048,
+    "WSAEADDRNOTAVAIL": 10049,
+    "WSAENETDOWN": 10050,
+    "WSAENETUNREACH": 10051,
+    "WSAENETRESET": 10052,
+    "WSAECONNABORTED": 10053,
+    "WSAECONNRESET": 10054,
+    "WSAENOBUFS": 10055,
+    "WSAEISCONN": 10056,
+    "WSAENOTCONN": 10057,
+    "WSAESHUTDOWN": 10058,
+    "WSAETIMEDOUT": 10060,
+    "WSAECONNREFUSED": 10061,
+    "WSAEHOSTUNREACH": 10065,
+    "WSANOTINITIALISED": 10093,
+    # waiting on event objects (WSAWaitForMultipleEvents / WaitFor*Object*)
+    "WAIT_OBJECT_0": 0,
+    "WAIT_TIMEOUT": 258,
+    "WAIT_FAILED": 0xFFFFFFFF,
+    "INFINITE": 0xFFFFFFFF,
+    "MAXIMUM_WAIT_OBJECTS": 64,
+    "WSA_WAIT_EVENT_0": 0,
+    "WSA_WAIT_TIMEOUT": 258,
+    "WSA_WAIT_FAILED": 0xFFFFFFFF,
+    "WSA_INFINITE": 0xFFFFFFFF,
+    "WSA_MAXIMUM_WAIT_EVENTS": 64,      # one wait sees at most 64 events
+    # sockets: creation, options, shutdown
+    "AF_UNSPEC": 0,
+    "AF_INET": 2,
+    "AF_INET6": 23,                     # not Linux's 10
+    "SOCK_STREAM": 1,
+    "SOCK_DGRAM": 2,
+    "IPPROTO_TCP": 6,
+    "IPPROTO_UDP": 17,
+    "TCP_NODELAY": 1,
+    "WSA_FLAG_OVERLAPPED": 0x01,
+    "WSA_FLAG_NO_HANDLE_INHERIT": 0x80,
+    "INVALID_SOCKET": 0xFFFFFFFFFFFFFFFF,  # (SOCKET)(~0), not -1: SOCKET is unsigned
+    "SOCKET_ERROR": -1,
+    "SOMAXCONN": 0x7FFFFFFF,
+    "SOL_SOCKET": 0xFFFF,               # not Linux's 1
+    "SO_REUSEADDR": 0x0004,
+    "SO_LINGER": 0x0080,
+    "SO_SNDBUF": 0x1001,
+    "SO_RCVBUF": 0x1002,
+    "SO_ERROR": 0x1007,
+    "SO_EXCLUSIVEADDRUSE": -5,          # (int)(~SO_REUSEADDR)
+    "SO_UPDATE_ACCEPT_CONTEXT": 0x700B,  # after AcceptEx
+    "SO_UPDATE_CONNECT_CONTEXT": 0x7010,  # after ConnectEx
+    "SD_RECEIVE": 0,
+    "SD_SEND": 1,
+    "SD_BOTH": 2,
+    # WSAIoctl code to fetch AcceptEx/ConnectEx/GetAcceptExSockaddrs
+    "SIO_GET_EXTENSION_FUNCTION_POINTER": 0xC8000006,  # _WSAIORW(IOC_WS2, 6)
+}
+globals().update(CONSTANTS)
+
+
+# --- extension-function GUIDs (mswsock.h), to fill a GUID for WSAIoctl ---
+class Guid(NamedTuple):
+    """A GUID as its four fields; ``bytes_le`` is its 16-byte in-memory form."""
+
+    data1: int
+    data2: int
+    data3: int
+    data4: bytes
+
+    @property
+    def bytes_le(self) -> bytes:
+        # Windows GUID memory layout: three little-endian integers, then 8 raw bytes
+        return (self.data1.to_bytes(4, "little") + self.data2.to_bytes(2, "little")
+                + self.data3.to_bytes(2, "little") + self.data4)
+
+    def as_init(self) -> dict:
+        """Initializer for ``ffi.new("GUID *", guid.as_init())``."""
+        return {"Data1": self.data1, "Data2": self.data2, "Data3": self.data3,
+                "Data4": list(self.data4)}
+
+
+WSAID_ACCEPTEX = Guid(0xB5367DF1, 0xCBAC, 0x11CF,
+                      bytes((0x95, 0xCA, 0x00, 0x80, 0x5F, 0x48, 0xA1, 0x92)))
+WSAID_GETACCEPTEXSOCKADDRS = Guid(0xB5367DF2, 0xCBAC, 0x11CF,
+                                  bytes((0x95, 0xCA, 0x00, 0x80, 0x5F, 0x48, 0xA1, 0x92)))
+WSAID_CONNECTEX = Guid(0x25A207B9, 0xDDF3, 0x4660,
+                       bytes((0x8E, 0xE9, 0x76, 0xE5, 0x8C, 0x74, 0x06, 0x3E)))
+
+# --- which DLL exports each function (ffi.dlopen one lib per DLL) ---
+DLLS: dict[str, list[str]] = {
+    "ws2_32": [
+        "WSAStartup", "WSACleanup", "WSAGetLastError", "WSASocketW", "closesocket",
+        "bind", "listen", "getsockname", "getpeername", "shutdown",
+        "setsockopt", "getsockopt", "WSAIoctl", "WSARecv", "WSASend",
+        "WSACreateEvent", "WSACloseEvent", "WSAResetEvent", "WSASetEvent",
+        "WSAWaitForMultipleEvents", "WSAGetOverlappedResult",
+    ],
+    # exported by mswsock, but the backend should fetch the pointers with WSAIoctl
+    # (SIO_GET_EXTENSION_FUNCTION_POINTER): that picks the socket's own provider
+    "mswsock": ["AcceptEx", "GetAcceptExSockaddrs"],
+    "kernel32": [
+        "CancelIoEx", "GetLastError", "CreateEventW", "SetEvent", "ResetEvent",
+        "CloseHandle", "WaitForMultipleObjects", "WaitForSingleObject",
+    ],
+}
+
+_TYPES = r"""
+/* Win64 scalar types, fixed width so that the host layout == the Win64 layout */
+typedef uint8_t  UCHAR;
+typedef uint8_t  u_char;
+typedef uint16_t WORD;
+typedef uint16_t USHORT;
+typedef uint16_t u_short;
+typedef uint16_t ADDRESS_FAMILY;
+typedef uint16_t WCHAR;              /* not wchar_t: that is 4 bytes on Linux */
+typedef int32_t  INT;
+typedef int32_t  LONG;
+typedef uint32_t DWORD;
+typedef uint32_t ULONG;
+typedef uint32_t u_long;
+typedef uint32_t GROUP;
+typedef int      BOOL;
+typedef uint64_t ULONG_PTR;
+typedef uint64_t SOCKET;             /* UINT_PTR: 64-bit on Win64 */
+typedef void    *PVOID;
+typedef void    *LPVOID;
+typedef void    *HANDLE;
+typedef HANDLE   WSAEVENT;
+typedef const WCHAR *LPCWSTR;
+
+/* data passed to WSAStartup / WSAIoctl(SIO_GET_EXTENSION_FUNCTION_POINTER) */
+typedef struct WSAData {
+    WORD  wVersion;
+    WORD  wHighVersion;
+    unsigned short iMaxSockets;      /* Win64 order: these three come first */
+    unsigned short iMaxUdpDg;
+    char *lpVendorInfo;
+    char  szDescription[257];
+    char  szSystemStatus[129];
+} WSADATA;
+
+typedef struct _GUID {
+    ULONG  Data1;
+    USHORT Data2;
+    USHORT Data3;
+    UCHAR  Data4[8];
+} GUID;
+
+/* the overlapped-op records: one WSABUF + one OVERLAPPED per submitted op */
+typedef struct _WSABUF {
+    ULONG len;                       /* 4 bytes, then 4 bytes padding, then the pointer */
+    char *buf;
+} WSABUF;
+
+typedef struct _OVERLAPPED {
+    ULONG_PTR Internal;              /* NTSTATUS of the op while/after it runs */
+    ULONG_PTR InternalHigh;          /* bytes transferred */
+    union {
+        struct {
+            DWORD Offset;
+            DWORD OffsetHigh;
+        };
+        PVOID Pointer;
+    };
+    HANDLE hEvent;
+} OVERLAPPED;
+typedef OVERLAPPED WSAOVERLAPPED;
+
+/* opaque: only ever passed as NULL */
+typedef struct _WSAPROTOCOL_INFOW WSAPROTOCOL_INFOW;
+typedef struct _SECURITY_ATTRIBUTES SECURITY_ATTRIBUTES;
+typedef void (*LPWSAOVERLAPPED_COMPLETION_ROUTINE)(DWORD dwError, DWORD cbTransferred,
+                                                   OVERLAPPED *lpOverlapped, DWORD dwFlags);
+
+/* socket addresses (mingw-w64 field names; in6_addr has alignment 2) */
+struct sockaddr {
+    u_short sa_family;
+    char    sa_data[14];
+};
+struct in_addr {
+    union {
+        struct { u_char s_b1, s_b2, s_b3, s_b4; } S_un_b;
+        struct { u_short s_w1, s_w2; } S_un_w;
+        u_long S_addr;
+    } S_un;
+};
+struct sockaddr_in {
+    short          sin_family;
+    u_short        sin_port;         /* network byte order */
+    struct in_addr sin_addr;
+    char           sin_zero[8];
+};
+struct in6_addr {
+    union {
+        u_char  Byte[16];
+        u_short Word[8];
+    } u;
+};
+struct sockaddr_in6 {
+    short           sin6_family;
+    u_short         sin6_port;
+    u_long          sin6_flowinfo;
+    struct in6_addr sin6_addr;
+    u_long          sin6_scope_id;   /* SDK: union with SCOPE_ID (same 4 bytes) */
+};
+struct sockaddr_storage {            /* room for any address; AcceptEx wants +16 */
+    short   ss_family;
+    char    __ss_pad1[6];
+    int64_t __ss_align;
+    char    __ss_pad2[112];
+};
+struct linger {                      /* SO_LINGER {1, 0}: abortive close (RST) */
+    u_short l_onoff;
+    u_short l_linger;
+};
+
+/* extension functions, fetched at run time with WSAIoctl (8-byte pointers) */
+typedef BOOL (*LPFN_ACCEPTEX)(SOCKET sListenSocket, SOCKET sAcceptSocket,
+        PVOID lpOutputBuffer, DWORD dwReceiveDataLength, DWORD dwLocalAddressLength,
+        DWORD dwRemoteAddressLength, DWORD *lpdwBytesReceived, OVERLAPPED *lpOverlapped);
+typedef BOOL (*LPFN_CONNECTEX)(SOCKET s, const struct sockaddr *name, int namelen,
+        PVOID lpSendBuffer, DWORD dwSendDataLength, DWORD *lpdwBytesSent,
+        OVERLAPPED *lpOverlapped);
+typedef void (*LPFN_GETACCEPTEXSOCKADDRS)(PVOID lpOutputBuffer,
+        DWORD dwReceiveDataLength, DWORD dwLocalAddressLength,
+        DWORD dwRemoteAddressLength, struct sockaddr **LocalSockaddr,
+        INT *LocalSockaddrLength, struct sockaddr **RemoteSockaddr,
+        INT *RemoteSockaddrLength);
+"""
+
+_FUNCTIONS = r"""
+/* ws2_32: library lifetime, sockets, options */
+int    WSAStartup(WORD wVersionRequested, WSADATA *lpWSAData);
+int    WSACleanup(void);
+int    WSAGetLastError(void);
+SOCKET WSASocketW(int af, int type, int protocol, WSAPROTOCOL_INFOW *lpProtocolInfo,
+                  GROUP g, DWORD dwFlags);
+int    closesocket(SOCKET s);
+int    bind(SOCKET s, const struct sockaddr *name, int namelen);
+int    listen(SOCKET s, int backlog);
+int    getsockname(SOCKET s, struct sockaddr *name, int *namelen);
+int    getpeername(SOCKET s, struct sockaddr *name, int *namelen);
+int    shutdown(SOCKET s, int how);
+int    setsockopt(SOCKET s, int level, int optname, const char *optval, int optlen);
+int    getsockopt(SOCKET s, int level, int optname, char *optval, int *optlen);
+int    WSAIoctl(SOCKET s, DWORD dwIoControlCode, LPVOID lpvInBuffer, DWORD cbInBuffer,
+                LPVOID lpvOutBuffer, DWORD cbOutBuffer, DWORD *lpcbBytesReturned,
+                WSAOVERLAPPED *lpOverlapped,
+                LPWSAOVERLAPPED_COMPLETION_ROUTINE lpCompletionRoutine);
+
+/* ws2_32: overlapped recv/send (completion routine always NULL: we use events) */
+int    WSARecv(SOCKET s, WSABUF *lpBuffers, DWORD dwBufferCount,
+               DWORD *lpNumberOfBytesRecvd, DWORD *lpFlags, WSAOVERLAPPED *lpOverlapped,
+               LPWSAOVERLAPPED_COMPLETION_ROUTINE lpCompletionRoutine);
+int    WSASend(SOCKET s, WSABUF *lpBuffers, DWORD dwBufferCount,
+               DWORD *lpNumberOfBytesSent, DWORD dwFlags, WSAOVERLAPPED *lpOverlapped,
+               LPWSAOVERLAPPED_COMPLETION_ROUTINE lpCompletionRoutine);
+
+/* ws2_32: event objects and completion results */
+WSAEVENT WSACreateEvent(void);
+BOOL   WSACloseEvent(WSAEVENT hEvent);
+BOOL   WSAResetEvent(WSAEVENT hEvent);
+BOOL   WSASetEvent(WSAEVENT hEvent);
+DWORD  WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fWaitAll,
+                                DWORD dwTimeout, BOOL fAlertable);
+BOOL   WSAGetOverlappedResult(SOCKET s, WSAOVERLAPPED *lpOverlapped,
+                              DWORD *lpcbTransfer, BOOL fWait, DWORD *lpdwFlags);
+
+/* kernel32: cancellation, errors, plain event objects and waits */
+BOOL   CancelIoEx(HANDLE hFile, OVERLAPPED *lpOverlapped);
+DWORD  GetLastError(void);
+HANDLE CreateEventW(SECURITY_ATTRIBUTES *lpEventAttributes, BOOL bManualReset,
+                    BOOL bInitialState, LPCWSTR lpName);
+BOOL   SetEvent(HANDLE hEvent);
+BOOL   ResetEvent(HANDLE hEvent);
+BOOL   CloseHandle(HANDLE hObject);
+DWORD  WaitForMultipleObjects(DWORD nCount, const HANDLE *lpHandles, BOOL bWaitAll,
+                              DWORD dwMilliseconds);
+DWORD  WaitForSingleObject(HANDLE hHandle, DWORD dwMilliseconds);
+
+/* mswsock: static exports (prefer the WSAIoctl pointers, see LPFN_*) */
+BOOL   AcceptEx(SOCKET sListenSocket, SOCKET sAcceptSocket, PVOID lpOutputBuffer,
+                DWORD dwReceiveDataLength, DWORD dwLocalAddressLength,
+                DWORD dwRemoteAddressLength, DWORD *lpdwBytesReceived,
+                OVERLAPPED *lpOverlapped);
+void   GetAcceptExSockaddrs(PVOID lpOutputBuffer, DWORD dwReceiveDataLength,
+                DWORD dwLocalAddressLength, DWORD dwRemoteAddressLength,
+                struct sockaddr **LocalSockaddr, INT *LocalSockaddrLength,
+                struct sockaddr **RemoteSockaddr, INT *RemoteSockaddrLength);
+"""
+
+_DEFINES = "\n".join("#define %s %d" % (name, value) for name, value in CONSTANTS.items())
+
+#: The whole cdef: types, then the constants as ``#define``s, then the functions.
+CDEF: str = _TYPES + "\n/* integer constants (see CONSTANTS) */\n" + _DEFINES + "\n" + _FUNCTIONS
+
+
+def make_ffi():
+    """An in-line ``cffi.FFI`` with :data:`CDEF` applied.
+
+    The fallback when the generated ``overlapio.backends._winsock_ffi`` is missing
+    (editable installs). Load each DLL with ``ffi.dlopen(name)`` for ``name`` in
+    :data:`DLLS`; on Linux this object is still useful for layouts (``ffi.sizeof``,
+    ``ffi.new("OVERLAPPED *")``) because the cdef is fixed-width.
+    """
+    import cffi  # local: importing this module must stay cheap and dependency-free
+
+    ffi = cffi.FFI()
+    ffi.cdef(CDEF)
+    return ffi

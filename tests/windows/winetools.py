@@ -1,0 +1,118 @@
+"""Finding and driving the Windows toolchain here: mingw-w64 to build, Wine to run.
+
+One Wine prefix is shared by every test and every run (creating one costs ~8 s and
+~700 MB): ``$OVERLAPIO_WINEPREFIX``, else ``$XDG_CACHE_HOME/overlapio-wine``, else
+``~/.cache/overlapio-wine``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bindcheck import GCC, INSTALL_HINT
+
+# Quiet, headless Wine: no debug chatter, no Mono/Gecko installers, no menu entries.
+WINE_ENV = {
+    "WINEDEBUG": "-all",
+    "WINEDLLOVERRIDES": "mscoree,mshtml=;winemenubuilder.exe=d",
+}
+CFLAGS = ["-O1", "-Wall", "-std=c11"]
+LIBS = ["-lws2_32", "-lmswsock"]
+
+
+def wine_binary() -> str | None:
+    """The 64-bit Wine loader. Debian's wine64 puts it in /usr/lib/wine only."""
+    for cand in ("/usr/lib/wine/wine64", shutil.which("wine64"), shutil.which("wine")):
+        if cand and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def wineserver_binary() -> str | None:
+    for cand in (shutil.which("wineserver"), "/usr/lib/wine/wineserver"):
+        if cand and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def missing() -> str | None:
+    """None when mingw-w64 and Wine are both usable, else a skip reason."""
+    what = []
+    if shutil.which(GCC) is None:
+        what.append(GCC)
+    if wine_binary() is None:
+        what.append("wine64")
+    if wineserver_binary() is None:
+        what.append("wineserver")
+    return "%s not found; %s" % (", ".join(what), INSTALL_HINT) if what else None
+
+
+def prefix_dir() -> Path:
+    if os.environ.get("OVERLAPIO_WINEPREFIX"):
+        return Path(os.environ["OVERLAPIO_WINEPREFIX"])
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache, "overlapio-wine")
+
+
+def wine_env(prefix: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(WINE_ENV)
+    env["WINEPREFIX"] = str(prefix)
+    env.pop("DISPLAY", None)   # headless on purpose
+    return env
+
+
+def _run_to_files(argv: list[str], env: dict[str, str], timeout: float, cwd: str | None = None
+                  ) -> subprocess.CompletedProcess:
+    """Run argv with stdout/stderr in files, not pipes.
+
+    Wine leaves helper processes behind (wineserver, services.exe, winedevice.exe...)
+    that inherit the first program's stdout/stderr; with pipes, waiting for EOF would
+    block until they exit. With files, only the program itself is waited for.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                              stderr=err, timeout=timeout, cwd=cwd, check=False)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(
+            argv, proc.returncode, out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"))
+
+
+def ensure_prefix(prefix: Path, env: dict[str, str]) -> None:
+    """Create the prefix once (wineboot); later runs find system.reg and skip this."""
+    if (prefix / "system.reg").is_file():
+        return
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    _run_to_files([wine_binary(), "wineboot", "-i"], env, timeout=300)
+    if not (prefix / "system.reg").is_file():
+        raise RuntimeError("wineboot did not create a prefix in %s" % prefix)
+
+
+def start_wineserver(env: dict[str, str]) -> bool:
+    """Start a persistent wineserver; True if we started it (False: one was running)."""
+    # it daemonizes: no pipes, or run() would wait for the daemon's end
+    proc = subprocess.run([wineserver_binary(), "-p"], env=env, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          timeout=30, check=False)
+    return proc.returncode == 0   # 2 = a server for this prefix is already running
+
+
+def stop_wineserver(env: dict[str, str]) -> None:
+    subprocess.run([wineserver_binary(), "-k"], env=env, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30,
+                   check=False)
+
+
+def build(source: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([GCC, *CFLAGS, "-o", str(out), str(source), *LIBS],
+                          capture_output=True, text=True, timeout=120)
+
+
+def run(exe: Path, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+    return _run_to_files([wine_binary(), str(exe)], env, timeout, cwd=str(exe.parent))
