@@ -1,0 +1,54 @@
+"""The built wheel: one top-level package, the generated cffi module, and a
+working install."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    (whl,) = out.glob("overlapio-*.whl")
+    return whl
+
+
+@pytest.mark.slow
+def test_wheel_installs_only_the_overlapio_package(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"overlapio"}
+    for needed in ("overlapio/py.typed", "overlapio/core/proactor.py", "overlapio/backends/posix_selectors.py",
+                   "overlapio/backends/_winsock_ffi.py", "overlapio/backends/winsock_events.py"):
+        assert needed in names
+    entry_points = zipfile.ZipFile(wheel).read(
+        next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "overlapio = overlapio.cli:main" in entry_points
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="runs the POSIX demo")
+def test_installed_wheel_runs_the_demo(wheel, tmp_path):
+    target = tmp_path / "site"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                        str(wheel)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    # -S: no site-packages, so neither an editable install nor the source tree can
+    # stand in for what the wheel put in `target`.
+    env = dict(os.environ, PYTHONPATH=str(target))
+    r = subprocess.run([sys.executable, "-S", "-c",
+                        "import overlapio, sys; assert overlapio.__file__.startswith(sys.argv[1]); "
+                        "from overlapio.cli import main; sys.exit(main(['demo', '--interval', '0']))", str(target)],
+                       capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "demo ok: 3 of 3 messages came back intact" in r.stdout
