@@ -131,24 +131,27 @@ class SelectorsBackend(Backend):
         st = self._state(op.sock)
         if not st.sends:
             # Nothing queued ahead: try at once; most sends finish here.
-            data = op.buf
+            view = op._bk
             try:
-                n = st.sock.send(data)
+                n = st.sock.send(view)
             except (BlockingIOError, InterruptedError):
                 n = 0
             except OSError as exc:
                 self._complete(op, None, normalize(exc))
                 return
-            size = len(data) if type(data) is bytes or type(data) is bytearray else memoryview(data).nbytes
             op.nbytes = n
-            if n == size:
+            if n == len(view):
                 self._complete(op, n, None)
                 return
         st.sends.append(op)
         self._touch(st)
 
     def cancel(self, op: Op) -> None:
-        st = self._socks.get(op.sock.fileno()) if op.sock.fileno() >= 0 else None
+        fd = op.sock.fileno()
+        if fd < 0:  # closed behind our back (sock.close()): its number is gone, find it by identity
+            st = next((s for s in self._socks.values() if s.sock is op.sock), None)
+        else:
+            st = self._socks.get(fd)
         if st is None or st.sock is not op.sock:
             return
         # Single-threaded: a queued op is never half-way through a syscall, so
@@ -233,16 +236,20 @@ class SelectorsBackend(Backend):
             if events & EVENT_READ:
                 if st.recvs:
                     self._do_recvs(st)
-                if st.accepts:
+                elif st.accepts:
                     self._do_accepts(st)
+                elif not st.dirty:
+                    # Readable with nothing queued: only now drop the read interest.
+                    # Dropping it whenever the recv queue empties would cost a
+                    # syscall pair per message, as the next recv usually follows.
+                    self._touch(st)
             if events & EVENT_WRITE:
                 if st.connect is not None:
                     self._do_connect(st)
                 if st.sends:
                     self._do_sends(st)
-            if not st.dirty:
-                st.dirty = True
-                self._dirty.append(st)
+                if not st.sends and st.connect is None and not st.dirty:
+                    self._touch(st)  # writable is the usual state: stop watching for it
 
     def _do_recvs(self, st: _Sock) -> None:
         recvs = st.recvs
@@ -270,22 +277,18 @@ class SelectorsBackend(Backend):
         while sends:
             op = sends[0]
             view = op._bk
-            if view is None:
-                view = op._bk = memoryview(op.buf).cast("B")
             try:
                 n = sock.send(view[op.nbytes:])
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
                 sends.popleft()
-                op._bk = None
                 self._complete(op, None, normalize(exc))
                 continue
             op.nbytes += n
             if op.nbytes < len(view):
                 return  # the kernel buffer is full
             sends.popleft()
-            op._bk = None
             self._complete(op, op.nbytes, None)
 
     def _do_accepts(self, st: _Sock) -> None:

@@ -65,7 +65,8 @@ class Backend:
         raise NotImplementedError
 
     def send(self, op: Op) -> None:
-        """Send all of ``op.buf`` (non-empty); value: its length."""
+        """Send all of ``op.buf`` (non-empty); value: its length in bytes.
+        ``op._bk`` holds a flat byte ``memoryview`` of it on entry."""
         raise NotImplementedError
 
     def cancel(self, op: Op) -> None:

@@ -115,7 +115,9 @@ class Proactor:
         """Accept one connection on ``listener``; value ``(conn, address)``.
 
         ``conn`` is prepared for this backend and owned by the Proactor. A client
-        that resets before it is accepted is skipped, not reported.
+        that resets before it is accepted never fails the accept: the backend
+        skips it, or (POSIX/Linux) hands it over and its first recv reports
+        ``ConnectionResetError``.
         """
         self._check_sock(listener)
         op = Op(_ACCEPT, listener, None, tag, callback)
@@ -185,12 +187,15 @@ class Proactor:
         """
         self._check_sock(sock)
         try:
-            size = memoryview(data).nbytes
+            view = memoryview(data)
         except TypeError:
             raise TypeError(f"send needs a bytes-like object, not {type(data).__name__}") from None
+        if view.itemsize != 1 or view.ndim != 1:
+            view = view.cast("B")
         op = Op(_SEND, sock, data, tag, callback)
+        op._bk = view  # a flat byte view of the data, for the backend (which may replace it)
         self._pending += 1
-        if size:
+        if len(view):
             self._backend.send(op)
         else:
             self._complete(op, 0, None)

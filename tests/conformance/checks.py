@@ -1,0 +1,297 @@
+"""Conformance checks as plain functions of a backend (a registry name or a
+Backend subclass). The tests call them for every backend under test, and
+test_mutants.py calls them for deliberately broken backends and asserts that
+they fail: a check that a broken backend passes checks nothing.
+
+Each check opens its own leak-checked Proactor and raises AssertionError when
+the backend breaks the contract (never hangs: every wait is bounded).
+"""
+from __future__ import annotations
+
+import errno
+import socket
+import time
+
+from overlapio import OperationCancelled, ProactorClosedError
+
+from . import harness
+from .harness import (LOOPBACK, Driver, open_proactor, pair, payload, recv_exactly, recv_to_eof,
+                      reset)
+
+
+def refused_address(px):
+    """A loopback address nothing listens on, kept reserved while the returned
+    socket lives (bound, never listening: a connect there is refused at once)."""
+    holder = px.socket()
+    holder.bind(LOOPBACK)
+    return holder, holder.getsockname()
+
+
+# -- 1. exactly one completion per op -----------------------------------------------
+def check_exactly_once(backend) -> None:
+    """Every op surfaces exactly once, never inside the call that submitted it:
+    ops that complete, fail, are cancelled, are aborted by close(sock), and are
+    aborted by close() (callbacks run once then; pull-mode ops are done and
+    cancelled and never returned again)."""
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        a, b = pair(px)
+        listener = px.listen(LOOPBACK)
+        holder, refused = refused_address(px)
+        with_cb, pull = [], []
+
+        def sub(fn, *args, cb, **kw):
+            op = fn(*args, callback=drv.cb if cb else None, **kw)
+            assert drv.seen[op] == 0, f"{op!r} surfaced inside the call that submitted it"
+            (with_cb if cb else pull).append(op)
+            return op
+
+        # phase 1: ops that complete by themselves
+        phase1 = []
+        for cb in (True, False):
+            phase1 += [
+                sub(px.send, a, b"hello", cb=cb),
+                sub(px.recv, b, bytearray(5), cb=cb),
+                sub(px.recv, b, bytearray(0), cb=cb),
+                sub(px.send, a, b"", cb=cb),
+                sub(px.sleep, 0.01, cb=cb),
+                sub(px.post, "value", cb=cb),
+                sub(px.connect, refused, cb=cb),
+            ]
+        drv.wait_for(*phase1)
+        for op in phase1:
+            assert px.cancel(op) is False, f"cancel of a finished {op!r} must be a no-op returning False"
+        drv.pump(0.05)  # a second completion, if any, would surface now
+        drv.assert_once(phase1)
+        assert [op.result for op in phase1 if op.kind.name == "RECV" and op.buf] == [5, 5]
+
+        # phase 2: cancelled while pending
+        phase2 = []
+        for cb in (True, False):
+            phase2 += [sub(px.recv, b, bytearray(10), cb=cb), sub(px.sleep, 60, cb=cb),
+                       sub(px.accept, listener, cb=cb)]
+        for op in phase2:
+            assert px.cancel(op) is True
+            assert drv.seen[op] == 0, "a cancel must not surface the op inside cancel()"
+        drv.wait_for(*phase2)
+        drv.pump(0.05)
+        drv.assert_once(phase2)
+        for op in phase2:
+            assert op.cancelled and isinstance(op.exception, OperationCancelled), op
+
+        # phase 3: aborted by close(sock)
+        phase3 = [sub(px.recv, a, bytearray(10), cb=cb) for cb in (True, False)]
+        px.close(a)
+        drv.wait_for(*phase3)
+        drv.pump(0.05)
+        drv.assert_once(phase3)
+        assert all(op.cancelled for op in phase3), phase3
+
+        # phase 4: aborted by closing the Proactor
+        c, d = pair(px)
+        phase4 = []
+        for cb in (True, False):
+            phase4 += [sub(px.recv, d, bytearray(10), cb=cb), sub(px.sleep, 60, cb=cb),
+                       sub(px.accept, listener, cb=cb)]
+        px.close()
+        for op in phase4:
+            assert op.done and op.cancelled, f"close() left {op!r} not cancelled"
+        for op in phase4:
+            expected = 1 if op in with_cb else 0
+            assert drv.seen[op] == expected, f"{op!r} surfaced {drv.seen[op]} times at close"
+        try:
+            px.wait(0)
+        except ProactorClosedError:
+            pass
+        else:
+            raise AssertionError("wait() on a closed Proactor must raise ProactorClosedError")
+        holder.close()
+
+
+# -- 2. cancel racing completion ------------------------------------------------------
+def check_cancel_race_keeps_data(backend) -> None:
+    """Data that arrived is never lost to a cancel: the cancelled recv either
+    reports it, or completes cancelled with the data left for the next recv."""
+    cases = [(1, 1), (100, 10), (5000, 65536), (70000, 4096), (300000, 65536)]
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        for seed, (size, bufsize) in enumerate(cases):
+            a, b = pair(px, drv=drv)
+            data = payload(size, seed)
+            s = px.send(a, data)
+            drv.wait_for(s)
+            time.sleep(0.02)  # let it arrive in b's receive buffer
+            r = px.recv(b, bytearray(bufsize))
+            time.sleep(0.01)  # and give a completing backend (Windows) time to finish the recv
+            px.cancel(r)
+            drv.wait_for(r)
+            got = bytearray()
+            if r.cancelled:
+                assert r.nbytes == 0, f"a recv that completed cancelled reported {r.nbytes} bytes"
+            else:
+                got += r.buf[:r.result]
+            px.close(a)  # so that lost bytes show as a short stream, not as a hang
+            got += recv_to_eof(px, b, drv)
+            assert bytes(got) == data, (f"cancel lost data: sent {size} bytes, received {len(got)} "
+                                        f"(cancelled recv: {r!r})")
+            px.close(b)
+
+        # cancel of an op that has completed but not yet surfaced (from a callback in
+        # the same batch): it keeps its real result
+        (a1, b1), (a2, b2) = pair(px, drv=drv), pair(px, drv=drv)
+        outcome = {}
+
+        def cancel_other(op):
+            other = r2 if op is r1 else r1
+            outcome[op] = px.cancel(other)
+
+        r1 = px.recv(b1, bytearray(10), callback=cancel_other)
+        r2 = px.recv(b2, bytearray(10), callback=cancel_other)
+        drv.wait_for(px.send(a1, b"one"), px.send(a2, b"two"))
+        time.sleep(0.02)
+        deadline = time.monotonic() + harness.LIMIT
+        while len(outcome) < 2 and time.monotonic() < deadline:
+            px.wait(0.1)
+        assert len(outcome) == 2, f"recvs did not both complete: {r1!r} {r2!r}"
+        for r, want in ((r1, b"one"), (r2, b"two")):
+            if not r.cancelled:
+                assert bytes(r.buf[:r.result]) == want
+            else:  # it was cancelled while pending: the data must still be there
+                assert recv_exactly(px, r.sock, 3, drv) == want
+
+
+# -- 3. close(sock) with ops pending ---------------------------------------------------
+def check_close_socket_cancels_pending(backend) -> None:
+    """close(sock): each pending op completes once, cancelled; the peer sees an
+    orderly end of stream; a cancelled send's ``nbytes`` is exactly what went out."""
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        recvs = [px.recv(b, bytearray(100), callback=drv.cb) for _ in range(3)]
+        drv.pump(0.05)
+        assert not any(drv.seen[r] for r in recvs), "recvs completed with no data sent"
+        px.close(b)
+        drv.wait_for(*recvs)
+        drv.pump(0.05)
+        drv.assert_once(recvs)
+        for r in recvs:
+            assert isinstance(r.exception, OperationCancelled), f"expected OperationCancelled, got {r!r}"
+            assert r.exception.errno == errno.ECANCELED
+        eof = px.recv(a, bytearray(10))
+        drv.wait_for(eof)
+        assert eof.exception is None, f"peer of a closed socket saw {eof.exception!r}, not end of stream"
+        assert eof.result == 0
+
+        # pending sends, then close: the peer receives exactly what nbytes says, then EOF
+        c, d = pair(px, drv=drv)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        d1, d2 = payload(4 << 20, 1), payload(1 << 20, 2)
+        s1, s2 = px.send(c, d1), px.send(c, d2)
+        drv.pump(0.1)
+        assert not drv.seen[s2], "4 MiB + 1 MiB went out to a peer that does not read"
+        px.close(c)
+        drv.wait_for(s1, s2)
+        for s in (s1, s2):
+            assert s.cancelled or s.result == len(s.buf), s
+        sent = d1[:s1.nbytes] + d2[:s2.nbytes]
+        got = recv_to_eof(px, d, drv)
+        assert len(got) == len(sent) and got == sent, (
+            f"peer got {len(got)} bytes; cancelled sends report {s1.nbytes}+{s2.nbytes} handed over")
+
+
+# -- 4. peer reset --------------------------------------------------------------------
+def check_reset_during_recv(backend) -> None:
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        r = px.recv(b, bytearray(100))
+        drv.pump(0.05)
+        assert not r.done
+        reset(px, a)
+        drv.wait_for(r)
+        assert isinstance(r.exception, ConnectionResetError), f"pending recv under a peer reset gave {r!r}"
+
+
+def check_reset_during_send(backend) -> None:
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        s = px.send(a, payload(8 << 20))
+        drv.pump(0.1)
+        assert not s.done, "8 MiB went out to a peer that does not read"
+        reset(px, b)
+        drv.wait_for(s)
+        assert isinstance(s.exception, ConnectionResetError), f"pending send under a peer reset gave {s!r}"
+        assert s.nbytes < len(s.buf)
+
+
+# -- 5. partial sends ---------------------------------------------------------------
+def check_partial_sends(backend) -> None:
+    """Tiny SO_SNDBUF, several multi-megabyte sends pending at once, a slow reader:
+    the sends complete in order with their full length and the stream is their
+    concatenation (never interleaved)."""
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        chunks = [payload(3 << 20, 10), payload(1 << 20, 11), payload(7, 12), payload(2 << 20, 13)]
+        sends = [px.send(a, c, callback=drv.cb) for c in chunks]
+        got = bytearray()
+        total = sum(map(len, chunks))
+        deadline = time.monotonic() + harness.LIMIT * 3
+        n = 0
+        while len(got) < total:
+            assert time.monotonic() < deadline, f"only {len(got)} of {total} bytes arrived"
+            r = px.recv(b, bytearray(16384))
+            drv.wait_for(r)
+            assert r.result > 0, "end of stream in the middle of the sends"
+            got += r.buf[:r.result]
+            n += 1
+            if n % 50 == 0:
+                time.sleep(0.002)  # a slow reader: the sender's buffer fills up
+        drv.wait_for(*sends)
+        assert [op for op in drv.order if op in sends] == sends, "sends completed out of submission order"
+        assert [s.result for s in sends] == [len(c) for c in chunks]
+        assert bytes(got) == b"".join(chunks), "the stream is not the sends' bytes in submission order"
+
+
+def check_send_done_means_handed_over(backend) -> None:
+    """A send completes only once every byte went to the OS: closing the socket
+    from the send's own completion loses nothing."""
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        data = payload(2 << 20, 5)
+        s = px.send(a, data, callback=lambda op: (drv.cb(op), px.close(a)))
+        got = recv_to_eof(px, b, drv, chunk=16384)
+        drv.wait_for(s)
+        assert s.result == len(data)
+        assert len(got) == len(data) and got == data, (
+            f"the send completed but the peer got {len(got)} of {len(data)} bytes before end of stream")
+
+
+# -- 6. ordering of pending recvs --------------------------------------------------------
+def check_recv_order(backend) -> None:
+    """Several pending recvs on one socket complete in submission order, with the
+    bytes in stream order."""
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        sizes = [1, 7, 100, 3, 4096, 2, 50, 1, 1000, 9]
+        recvs = [px.recv(b, bytearray(n), callback=drv.cb) for n in sizes]
+        data = payload(sum(sizes), 7)
+        for i in range(0, len(data), 333):  # arrives in pieces, not matching the buffers
+            drv.wait_for(px.send(a, data[i:i + 333]))
+        px.close(a)  # recvs still pending once the bytes are used up see end of stream
+        drv.wait_for(*recvs)
+        order = [op for op in drv.order if op in recvs]
+        assert order == recvs, f"recvs completed in order {[recvs.index(op) for op in order]}"
+        got = b"".join(bytes(r.buf[:r.result]) for r in recvs)
+        assert data.startswith(got), "bytes not in stream order across the pending recvs"
+        rest = recv_to_eof(px, b, drv)  # what the ten recvs left unread follows on
+        assert got + rest == data, "bytes lost or reordered after the pending recvs"
+        ns = [r.result for r in recvs]
+        tail = ns[ns.index(0):] if 0 in ns else []
+        assert all(n == 0 for n in tail), f"data after end of stream: {ns}"

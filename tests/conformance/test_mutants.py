@@ -1,0 +1,160 @@
+"""Tests of the suite itself: deliberately broken backends (subclasses of the
+POSIX backend, each with one classic bug from the prior-art trackers) must FAIL
+the conformance checks aimed at their bug. A check a broken backend passes
+checks nothing.
+
+Each mutant's checks are run as plain functions (tests/conformance/checks.py and
+the property runner), and each must raise AssertionError with the message of
+the contract clause it breaks.
+"""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from overlapio.core.op import Op, OpKind
+
+from . import checks, harness
+from .test_properties import run_sequence
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the mutants derive from the POSIX backend")
+
+
+@pytest.fixture(autouse=True)
+def short_limit(monkeypatch):
+    """A lost completion is the expected outcome here: call it lost after 1 s."""
+    monkeypatch.setattr(harness, "LIMIT", 1.0)
+
+if sys.platform != "win32":
+    from overlapio.backends.posix_selectors import SelectorsBackend
+else:  # pragma: no cover
+    SelectorsBackend = object
+
+
+class EarlySendBackend(SelectorsBackend):
+    """Completes a send as soon as its first bytes are out (with the full length)
+    and sends the rest in the background -- the "assumes full sends" bug: closing
+    the socket on that completion cuts the stream short."""
+
+    name = "mutant-early-send"
+
+    def __init__(self, complete):
+        self._shadows = set()
+
+        def filtered(op, value, error):
+            if op in self._shadows:
+                self._shadows.discard(op)
+                return
+            complete(op, value, error)
+
+        super().__init__(filtered)
+
+    def send(self, op):
+        super().send(op)
+        st = self._socks.get(op.sock.fileno())
+        if st is not None and st.sends and st.sends[-1] is op and op.nbytes:
+            shadow = Op(OpKind.SEND, op.sock, op.buf, None, None)
+            shadow.nbytes = op.nbytes
+            shadow._bk = op._bk if op._bk is not None else memoryview(op.buf).cast("B")
+            self._shadows.add(shadow)
+            st.sends[-1] = shadow
+            self._complete(op, len(memoryview(op.buf).cast("B")), None)
+
+
+class DropOnCloseBackend(SelectorsBackend):
+    """close_socket() forgets the socket's pending ops instead of completing them."""
+
+    name = "mutant-drop-on-close"
+
+    def close_socket(self, sock):
+        st = self._socks.pop(sock.fileno(), None)
+        if st is not None and st.mask:
+            self._sel.unregister(st.fd)
+        sock.close()
+
+
+class OutOfOrderRecvBackend(SelectorsBackend):
+    """Serves the newest pending recv first (LIFO)."""
+
+    name = "mutant-lifo-recv"
+
+    def _do_recvs(self, st):
+        st.recvs.reverse()
+        try:
+            super()._do_recvs(st)
+        finally:
+            st.recvs.reverse()
+
+
+class CancelLosesDataBackend(SelectorsBackend):
+    """cancel() of a recv reads the data that had arrived, then reports the op
+    cancelled anyway -- the asyncio bpo-33694 data loss."""
+
+    name = "mutant-cancel-loses-data"
+
+    def cancel(self, op):
+        if op.kind is OpKind.RECV and not op.done:
+            try:
+                op.sock.recv_into(op.buf)
+            except OSError:
+                pass
+        super().cancel(op)
+
+
+class ResetAsEofBackend(SelectorsBackend):
+    """Reports a peer reset under a recv as end of stream (0)."""
+
+    name = "mutant-reset-as-eof"
+
+    def __init__(self, complete):
+        def filtered(op, value, error):
+            if op.kind is OpKind.RECV and isinstance(error, ConnectionResetError):
+                complete(op, 0, None)
+            else:
+                complete(op, value, error)
+
+        super().__init__(filtered)
+
+
+def test_early_send_completion_is_caught():
+    with pytest.raises(AssertionError, match="the send completed but the peer got"):
+        checks.check_send_done_means_handed_over(EarlySendBackend)
+
+
+@pytest.mark.slow
+def test_completion_dropped_on_close_is_caught():
+    with pytest.raises(AssertionError, match="completion lost"):
+        checks.check_close_socket_cancels_pending(DropOnCloseBackend)
+    with pytest.raises(AssertionError, match="completion lost"):
+        checks.check_exactly_once(DropOnCloseBackend)
+
+
+def test_out_of_order_recvs_are_caught():
+    with pytest.raises(AssertionError, match="recvs completed in order"):
+        checks.check_recv_order(OutOfOrderRecvBackend)
+    seq = [("recv", 5), ("recv", 5), ("send", 10)]
+    with pytest.raises(AssertionError, match="not a prefix|data after end of stream"):
+        run_sequence(OutOfOrderRecvBackend, seq, small_sndbuf=False)
+
+
+def test_cancel_that_loses_data_is_caught():
+    with pytest.raises(AssertionError, match="cancel lost data"):
+        checks.check_cancel_race_keeps_data(CancelLosesDataBackend)
+    seq = [("send", 100), ("pump", 0.01), ("recv", 50), ("cancel", 1), ("recv", 100)]
+    with pytest.raises(AssertionError, match="receiver stayed open but got|not a prefix"):
+        run_sequence(CancelLosesDataBackend, seq, small_sndbuf=False)
+
+
+def test_reset_reported_as_eof_is_caught():
+    with pytest.raises(AssertionError, match="pending recv under a peer reset gave"):
+        checks.check_reset_during_recv(ResetAsEofBackend)
+
+
+@pytest.mark.parametrize("check", [checks.check_exactly_once, checks.check_recv_order,
+                                   checks.check_send_done_means_handed_over,
+                                   checks.check_cancel_race_keeps_data, checks.check_reset_during_recv,
+                                   checks.check_close_socket_cancels_pending])
+def test_the_real_backend_passes_the_same_checks(check):
+    """The control group: the unmutated base class passes every check the mutants fail."""
+    check(SelectorsBackend)

@@ -1,0 +1,21 @@
+"""Options shared by the whole test tree (kept small on purpose).
+
+``--backend NAME``            run the conformance suite against that backend only
+                              (a registry name, built-in or from the
+                              ``overlapio.backends`` entry-point group, or a key of
+                              ``tests/conformance/backends.py: EXTRA_BACKENDS``).
+                              ``OVERLAPIO_BACKEND=NAME`` does the same when the
+                              option is not given.
+``--backend-class MOD:ATTR``  run it against a class (or a zero-argument callable
+                              returning one), e.g. a backend wired to a scripted lib.
+"""
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("overlapio")
+    group.addoption("--backend", action="store", default=None, metavar="NAME",
+                    help="run the conformance suite only against this backend (default: every available one; "
+                         "env OVERLAPIO_BACKEND)")
+    group.addoption("--backend-class", action="store", default=None, metavar="MODULE:ATTR",
+                    help="run the conformance suite against this Backend subclass (or a zero-argument "
+                         "callable returning one), importable from the current directory")
