@@ -1,0 +1,1018 @@
+"""The Windows backend: overlapped Winsock with event objects, through cffi.
+
+How it fits together
+====================
+
+Every op is one *overlapped* call -- ``WSARecv``, ``WSASend``, ``AcceptEx`` or
+``ConnectEx`` -- given a ``WSAOVERLAPPED`` whose ``hEvent`` is a manual-reset event
+object. The kernel runs the op on its own; when it is finished the event is
+signalled. We learn that from ``WSAWaitForMultipleEvents`` and read the outcome
+with ``WSAGetOverlappedResult``. There is exactly one way an op finishes here: *its
+event is seen signalled, and WSAGetOverlappedResult says it is done*. An op that
+completed inside the call that started it (the call returned 0 / TRUE) also
+signals its event (pinned in WINSOCK_FACTS.md, ``recv_immediate_signals_event``),
+so it goes through the very same path and can never complete twice. A call that
+fails with anything but WSA_IO_PENDING started nothing and signals nothing: that
+op is completed with the error at once.
+
+Slots: what lives as long as the kernel may touch it
+----------------------------------------------------
+An op's native state is a *slot*: the event, the ``WSAOVERLAPPED``, the ``WSABUF``,
+two DWORD out-parameters, and -- while the op runs -- the pinned buffer
+(``ffi.from_buffer``; a recv buffer must be writable), the ``sockaddr`` of a
+ConnectEx and the address buffer and pre-made socket of an AcceptEx. The kernel
+writes into the buffer and the OVERLAPPED until the completion, so none of them
+may be freed or reused before the event has been observed. Rule: a slot leaves
+the "in flight" state *only* in :meth:`WinsockBackend._reap`, after
+``WSAGetOverlappedResult`` reported something other than WSA_IO_INCOMPLETE.
+Cancel (``CancelIoEx``) and close never free anything themselves: they make the
+kernel finish the op sooner, and the ordinary reap path completes it (as
+cancelled -- or with its real result if it had already finished: a recv that had
+its data keeps it, so a cancel never loses bytes). Slots, and their event
+objects, are pooled: after warm-up no event is created per op. If an op never
+finishes even after close() cancelled it (should not happen), its slot is parked
+forever in ``_GRAVEYARD`` rather than freed under the kernel's feet.
+
+Past 64 events: the Proactor thread plus helper threads
+-------------------------------------------------------
+One ``WSAWaitForMultipleEvents`` sees at most 64 handles (65 fails with
+WSA_INVALID_PARAMETER). Ops are placed in *groups*:
+
+* group 0 is waited on by the Proactor thread itself: its wake event (``wakeup()``
+  is ``WSASetEvent`` on it, thread-safe), the signal-wakeup recv's event (below)
+  and up to 62 op events. A small server never pays a thread hop.
+* every further group holds up to 63 op events plus one *control* event and has
+  its own helper thread. The helper waits on the whole group (INFINITE timeout).
+  When some op events are signalled it *sweeps* them all, appends
+  ``(group, handles)`` to a queue, signals the Proactor's wake event, and then
+  waits on its control event *only*. The Proactor thread wakes, reaps those ops
+  (each through ``_reap``), and signals the control event: the helper takes a
+  fresh snapshot of its group and waits again. A helper therefore never waits on
+  an event that is still signalled because nobody reaped it yet -- it would
+  spin -- and it never touches an op: completions happen on the Proactor thread
+  only, as the Backend contract requires.
+* new ops go to group 0 while it has room, else to a helper group with room (a
+  new group and thread when all are full). Adding an op to a helper group marks
+  it dirty; at the start of the next ``poll()`` its control event is signalled
+  so the helper re-snapshots. That adds no latency: a completion can only
+  surface from a poll anyway, and the 65th op is seen after one thread hop,
+  without any timeout-driven polling anywhere (every wait is INFINITE unless the
+  caller of ``poll()`` asked for a timeout, e.g. for a timer).
+* a ``reported`` flag (under the group's lock) keeps the Proactor from asking a
+  helper to re-snapshot between its report and the reap: it would report the
+  same still-signalled events twice. Even so, a report is only a hint: ``_reap``
+  asks WSAGetOverlappedResult and ignores WSA_IO_INCOMPLETE (an event that was
+  reused meanwhile), so a stale sighting can never complete a pending op.
+* helpers stay (parked on their control event, no CPU) once created, and are
+  reused; ``close()`` stops and joins every one of them.
+
+Sweeping: ``WSAWaitForMultipleEvents`` returns the *lowest* signalled index. If
+we reaped only that one, a busy socket at a low index would starve the rest
+(tinc PR #183). After every wake we sweep: zero-timeout waits on the handles
+after the last index found, until none is signalled. k signalled events cost k+1
+calls, and every one of them is reaped in this pass.
+
+Ordering: several pending sends (or recvs) on one socket are issued in
+submission order, and we rely on Windows keeping that order in the kernel (it
+queues overlapped requests per socket in the order they were issued; sends are
+never interleaved, recvs are filled in order). Our sweep may *see* a later
+completion first; ``_reap`` then reaps the socket's earlier ops of the same kind
+first, so completions surface in submission order. A stream-socket WSASend is
+all-or-error; if a short count ever came back we resubmit the rest from the same
+slot -- but only when no later send of that socket is in flight (the rest would
+go out after it): then the op fails (ConnectionResetError/ECONNABORTED) rather
+than let the stream be interleaved silently.
+
+Accept: ``AcceptEx`` and ``ConnectEx`` (and ``GetAcceptExSockaddrs``) are fetched
+once per address family with ``WSAIoctl(SIO_GET_EXTENSION_FUNCTION_POINTER)``
+(that picks the socket's own provider). AcceptEx gets a pre-made socket and an
+address buffer; once it completes we call ``setsockopt(SO_UPDATE_ACCEPT_CONTEXT)``
+(needed before getpeername/shutdown on Windows; Wine cannot catch a missing call)
+and read the peer address with GetAcceptExSockaddrs. An AcceptEx that fails
+because the client reset before it was accepted (ERROR_NETNAME_DELETED 64 /
+WSAECONNRESET) is re-armed silently with a fresh accept socket (cpython gh-93821):
+an accept loop must not die because one client went away.
+
+Connect: ConnectEx needs a bound socket (WSAEINVAL otherwise), so an unbound
+socket is bound to port 0 first; afterwards ``SO_UPDATE_CONNECT_CONTEXT``.
+
+Sockets: ``socket()`` returns Python's own ``socket.socket``. On Windows CPython
+creates every socket with ``WSASocketW(..., WSA_FLAG_OVERLAPPED |
+WSA_FLAG_NO_HANDLE_INHERIT)``, so it accepts overlapped ops, and the user keeps a
+real socket object (getsockname, setsockopt, close, GC, the Proactor's type
+checks) instead of a bare SOCKET we would have to wrap. We set it non-blocking so
+that a direct ``sock.send`` by the user can never block the loop thread;
+overlapped calls do not depend on that mode (asyncio's proactor runs them on
+non-blocking sockets too). Ops use ``sock.fileno()`` as the SOCKET.
+
+Closing a socket: ``close_socket`` calls ``CancelIoEx(sock, NULL)`` (all of the
+socket's pending ops), waits -- bounded, cancellation takes microseconds -- until
+each of their events is signalled, reaps them (cancelled, or their real result
+if they had finished) and only then closes the socket. Closing with nothing
+pending gives the peer an orderly FIN (closing with a recv pending can send a
+reset: libuv#3034), and every buffer stays valid until its op was observed. A
+socket closed behind our back (``sock.close()``) makes Windows abort its ops (995;
+Wine says 10038): any error on an op whose socket is closed completes it as
+cancelled.
+
+Closing the backend, in this order: stop and join every helper (so nothing waits
+on an event we are about to close); CancelIoEx every op in flight; wait
+(bounded) until each one's event is signalled; reap them all (cancelled, or the
+real result of a recv/send that had finished); cancel and reap the signal-wakeup
+recv; close the accept sockets nobody was given; close every event (pool, wake,
+signal, control events).
+
+Ctrl-C
+------
+Python runs signal handlers only in the main thread, between bytecodes. The
+Proactor thread blocked inside ``WSAWaitForMultipleEvents`` (a cffi call) runs no
+bytecode, so Ctrl-C would wait for the next completion. On Windows the C-level
+handler runs in a console-control thread and writes the signal number to the
+socket set with ``signal.set_wakeup_fd`` (asyncio's ProactorEventLoop relies on
+the same). So: the backend owns a socketpair; an overlapped recv is always
+pending on its read end, with its event in group 0; around each *blocking* wait
+on the main thread we install the write end with ``set_wakeup_fd`` (and put the
+previous one back afterwards, forwarding any signal bytes to it, so another
+library's wakeup fd is not starved). A Ctrl-C completes that recv, the wait
+returns, and the Python-level handler raises KeyboardInterrupt right after the
+call returns, before any completion is consumed -- the events stay signalled and
+the next poll() sees them. No timed slices: the idle loop stays fully asleep.
+A Proactor run from another thread does not install anything (signals are not
+delivered there anyway).
+
+Error codes: every Winsock/Win32 code goes through
+``core.errors.os_error(code, windows=True)``; nothing is mapped here.
+
+Testing: the Win32 API object comes from one place, :meth:`WinsockBackend._load_api`
+(a namespace with ``ffi`` and the functions named in ``_winsock_cdef.DLLS``). The
+tests subclass the backend and override only that factory with a scripted
+stand-in (tests/windows/standin.py) that implements the behaviours pinned in
+WINSOCK_FACTS.md over real Linux sockets.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import socket
+import sys
+import threading
+import types
+from collections import deque
+from time import monotonic
+from typing import Any, Optional
+
+from ..core.backend import Backend
+from ..core.errors import BackendUnavailable, OperationCancelled, os_error
+from ..core.op import Op, OpKind
+from . import _winsock_cdef as _c
+
+__all__ = ["WinsockBackend"]
+
+_RECV, _SEND, _ACCEPT, _CONNECT = OpKind.RECV, OpKind.SEND, OpKind.ACCEPT, OpKind.CONNECT
+_SIGNAL = object()  # the kind of the signal-wakeup recv's slot
+
+_INFINITE = 0xFFFFFFFF
+_WAIT_TIMEOUT = 258
+_WAIT_MAX = 64  # WSA_MAXIMUM_WAIT_EVENTS
+_HELPER_OPS = _WAIT_MAX - 1  # a helper group: its control event + 63 op events
+_IO_PENDING = 997
+_IO_INCOMPLETE = 996
+_NOT_FOUND = 1168
+_ACCEPT_RETRY = {64, 10054}  # ERROR_NETNAME_DELETED, WSAECONNRESET: client reset before accept
+_ACCEPT_RETRY_LIMIT = 1000  # immediate failures in a row (a storm of dead clients)
+_MAX_CHUNK = 1 << 30  # bytes per WSABUF (its len is a ULONG)
+_CLOSE_WAIT = 5.0  # seconds close()/close_socket() wait for cancelled ops to finish
+_SOL_SOCKET = _c.SOL_SOCKET
+_UNAVAILABLE = "needs Windows (overlapped Winsock in ws2_32.dll); use 'posix' here"
+
+# Slots whose op never finished even after cancel+close: their memory must stay valid.
+_GRAVEYARD: list = []
+
+_REAL_API: Optional[types.SimpleNamespace] = None
+_REAL_API_LOCK = threading.Lock()
+
+
+def _load_windows_api() -> types.SimpleNamespace:
+    """The real Win32 API: ``ffi`` plus every function of ``DLLS``, loaded once."""
+    global _REAL_API
+    if sys.platform != "win32":
+        raise BackendUnavailable(_UNAVAILABLE)
+    with _REAL_API_LOCK:
+        if _REAL_API is None:
+            try:
+                from ._winsock_ffi import ffi  # generated by build_ffi.py (out-of-line ABI mode)
+            except ImportError:  # an editable install: same cdef, in-line
+                ffi = _c.make_ffi()
+            api = types.SimpleNamespace(ffi=ffi, libs=[])
+            for dll, names in _c.DLLS.items():
+                lib = ffi.dlopen(dll)
+                api.libs.append(lib)  # keep each DLL loaded
+                for name in names:
+                    setattr(api, name, getattr(lib, name))
+            _REAL_API = api
+        return _REAL_API
+
+
+class _Slot:
+    """One op's native state (pooled; see the module doc for the lifetime rule)."""
+
+    __slots__ = ("ev", "key", "ov", "wsabuf", "out", "op", "kind", "sock", "handle", "pin", "total",
+                 "sent", "accept_sock", "addrbuf", "sa", "closing", "cancelled", "group", "idx")
+
+    def __init__(self, ffi: Any, ev: Any) -> None:
+        self.ev = ev
+        self.key = int(ffi.cast("uintptr_t", ev))
+        self.ov = ffi.new("WSAOVERLAPPED *")
+        self.ov.hEvent = ev
+        self.wsabuf = ffi.new("WSABUF *")
+        self.out = ffi.new("DWORD[2]")  # [bytes transferred, flags]
+        self.op: Optional[Op] = None
+        self.kind: Any = None
+        self.sock: Optional[socket.socket] = None
+        self.handle = 0
+        self.pin: Any = None
+        self.total = 0
+        self.sent = 0
+        self.accept_sock: Optional[socket.socket] = None
+        self.addrbuf: Any = None
+        self.sa: Any = None
+        self.closing = False
+        self.cancelled = False
+        self.group: Optional[_Group] = None
+        self.idx = 0
+
+
+class _Group:
+    """Up to 64 handles waited on together: group 0 by the Proactor thread, the
+    others by one helper thread each (handle 0 is then the control event)."""
+
+    __slots__ = ("handles", "slots", "base", "cap", "lock", "control", "thread", "reported", "dirty",
+                 "stopping")
+
+    def __init__(self, ffi: Any, base: int) -> None:
+        self.handles = ffi.new("WSAEVENT[64]")
+        self.slots: list[_Slot] = []
+        self.base = base  # handles[base + i] is slots[i].ev
+        self.cap = _WAIT_MAX - base
+        self.lock = threading.Lock()
+        self.control: Any = None
+        self.thread: Optional[threading.Thread] = None
+        self.reported = False  # a report is queued and not yet reaped (guarded by lock)
+        self.dirty = False  # slots were added since the helper's snapshot
+        self.stopping = False
+
+
+class WinsockBackend(Backend):
+    """Overlapped Winsock + event objects (see the module doc for the design)."""
+
+    name = "winsock"
+
+    #: install the signal wakeup socket around blocking waits (tests switch it off
+    #: to show that without it a blocked wait does not see Ctrl-C)
+    _SIGNAL_WAKEUP = True
+
+    # -- the one seam: where the Win32 API comes from ---------------------------
+    @classmethod
+    def _load_api(cls) -> Any:
+        """A namespace with ``ffi`` and the ws2_32/mswsock/kernel32 functions of
+        ``_winsock_cdef.DLLS``. Tests override this (and only this)."""
+        return _load_windows_api()
+
+    @classmethod
+    def unavailable_reason(cls) -> Optional[str]:
+        try:
+            cls._load_api()
+        except BackendUnavailable as exc:
+            return str(exc)
+        except Exception as exc:  # a DLL or symbol that would not load
+            return f"cannot load the Winsock API: {exc}"
+        return None
+
+    def __init__(self, complete: Any) -> None:
+        super().__init__(complete)
+        self.api = api = self._load_api()
+        self.ffi = ffi = api.ffi
+        self._null = ffi.NULL
+        self._closed = False
+        self._wake_lock = threading.Lock()
+        self._pool: list[_Slot] = []
+        self.events_created = 0  # event objects made (pool + wake + signal + controls)
+        self._events: list[Any] = []  # every event we made, closed by close()
+        self._slots: list[_Slot] = []  # every slot made
+        self._by_key: dict[int, _Slot] = {}  # event handle value -> its slot
+        self._by_sock: dict[socket.socket, list[_Slot]] = {}
+        self._helpers: list[_Group] = []
+        self._open: list[_Group] = []  # helper groups with room
+        self._dirty: list[_Group] = []
+        self._reports: deque = deque()  # (group, [event keys]) from helpers
+        self._helper_error: Optional[int] = None
+        self._ext: dict = {}
+        self._sig_slot: Optional[_Slot] = None
+        self._sig_r = self._sig_w = None
+        self._sig_prev = -1
+        self._wake = self._new_event()
+        base = 1
+        if self._SIGNAL_WAKEUP:
+            base = self._start_signal_wakeup()
+        g0 = self._g0 = _Group(ffi, base)
+        g0.handles[0] = self._wake
+        if self._sig_slot is not None:
+            g0.handles[1] = self._sig_slot.ev
+
+    # -- events and slots -----------------------------------------------------
+    def _new_event(self) -> Any:
+        ev = self.api.WSACreateEvent()
+        if ev == self._null:  # WSA_INVALID_EVENT
+            raise os_error(self.api.WSAGetLastError(), windows=True, what="WSACreateEvent")
+        self.events_created += 1
+        self._events.append(ev)
+        return ev
+
+    def _make_slot(self) -> _Slot:
+        slot = _Slot(self.ffi, self._new_event())
+        self._slots.append(slot)
+        self._by_key[slot.key] = slot
+        return slot
+
+    def _slot(self, op: Op, sock: socket.socket, kind: Any) -> _Slot:
+        slot = self._pool.pop() if self._pool else self._make_slot()
+        ov = slot.ov
+        ov.Internal = 0
+        ov.InternalHigh = 0
+        ov.Offset = 0
+        ov.OffsetHigh = 0
+        slot.op = op
+        slot.kind = kind
+        slot.sock = sock
+        slot.handle = sock.fileno()
+        op._bk = slot
+        return slot
+
+    def _started(self, slot: _Slot, ok: bool) -> Optional[int]:
+        """After an overlapped call: ``ok`` is its success. Returns None if the op
+        is in flight (then it is attached and tracked), else the error code."""
+        if not ok:
+            err = self.api.WSAGetLastError()
+            if err != _IO_PENDING:
+                return err
+        self._attach(slot)
+        lst = self._by_sock.get(slot.sock)
+        if lst is None:
+            self._by_sock[slot.sock] = [slot]
+        else:
+            lst.append(slot)
+        return None
+
+    def _attach(self, slot: _Slot) -> None:
+        g = self._g0
+        if len(g.slots) < g.cap:
+            slot.idx = len(g.slots)
+            g.handles[g.base + slot.idx] = slot.ev
+            g.slots.append(slot)
+            slot.group = g
+            return
+        g = self._open[-1] if self._open else self._new_helper()
+        with g.lock:
+            slot.idx = len(g.slots)
+            g.handles[g.base + slot.idx] = slot.ev
+            g.slots.append(slot)
+            slot.group = g
+            if len(g.slots) == g.cap:
+                self._open.remove(g)
+        if not g.dirty:
+            g.dirty = True
+            self._dirty.append(g)
+
+    def _detach(self, slot: _Slot) -> None:
+        g = slot.group
+        slot.group = None
+        if g is self._g0:
+            self._remove(g, slot)
+            return
+        with g.lock:
+            was_full = len(g.slots) == g.cap
+            self._remove(g, slot)
+            if was_full and not g.stopping:
+                self._open.append(g)
+        if not g.dirty:  # its snapshot still holds this event: have it take a new one
+            g.dirty = True
+            self._dirty.append(g)
+
+    @staticmethod
+    def _remove(g: _Group, slot: _Slot) -> None:
+        slots = g.slots
+        last = slots.pop()
+        if last is not slot:
+            i = slot.idx
+            slots[i] = last
+            last.idx = i
+            g.handles[g.base + i] = last.ev
+
+    def _release(self, slot: _Slot) -> None:
+        """The op's completion was observed: detach and pool the slot."""
+        if slot.group is not None:
+            self._detach(slot)
+        lst = self._by_sock.get(slot.sock)
+        if lst is not None:
+            try:
+                lst.remove(slot)
+            except ValueError:
+                pass
+            if not lst:
+                del self._by_sock[slot.sock]
+        if slot.accept_sock is not None:  # an accept socket nobody was given
+            slot.accept_sock.close()
+            slot.accept_sock = None
+        if slot.op is not None:
+            slot.op._bk = None
+        slot.op = slot.sock = slot.pin = slot.sa = None
+        slot.closing = slot.cancelled = False
+        self._pool.append(slot)
+
+    def _finish(self, slot: _Slot, value: Any, error: Optional[BaseException]) -> None:
+        op = slot.op
+        self._release(slot)
+        self._complete(op, value, error)
+
+    # -- helper threads -----------------------------------------------------------
+    def _new_helper(self) -> _Group:
+        g = _Group(self.ffi, 1)
+        g.control = self._new_event()
+        g.handles[0] = g.control
+        g.thread = threading.Thread(target=self._helper, args=(g,), name=f"overlapio-wait-{len(self._helpers) + 1}",
+                                    daemon=True)
+        self._helpers.append(g)
+        self._open.append(g)
+        g.thread.start()
+        return g
+
+    def _helper(self, g: _Group) -> None:
+        """Wait on one group; report signalled events to the Proactor thread and
+        park until it has reaped them (see the module doc)."""
+        api, ffi = self.api, self.ffi
+        wait = api.WSAWaitForMultipleEvents
+        arr = ffi.new("WSAEVENT[64]")
+        hsize = ffi.sizeof("WSAEVENT")
+        control = g.control
+        park = ffi.new("WSAEVENT[1]", [control])
+        while True:
+            with g.lock:
+                if g.stopping:
+                    return
+                n = g.base + len(g.slots)
+                ffi.memmove(arr, g.handles, n * hsize)
+            r = wait(n, arr, False, _INFINITE, False)
+            if r == 0:  # control: re-snapshot (new ops) or stop
+                api.WSAResetEvent(control)
+                continue
+            if not 0 < r < n:
+                self._helper_error = api.WSAGetLastError() if r == 0xFFFFFFFF else r
+                self.wakeup()
+                return
+            keys = [int(ffi.cast("uintptr_t", arr[r]))]
+            j = r + 1
+            while j < n:
+                k = wait(n - j, arr + j, False, 0, False)
+                if k >= n - j:
+                    break
+                keys.append(int(ffi.cast("uintptr_t", arr[j + k])))
+                j += k + 1
+            with g.lock:
+                if g.stopping:
+                    return
+                g.reported = True
+                api.WSAResetEvent(control)  # from here on only the reap may set it
+                self._reports.append((g, keys))
+            self.wakeup()
+            wait(1, park, False, _INFINITE, False)  # park until the Proactor thread reaped them
+            api.WSAResetEvent(control)
+
+    def _kick_dirty(self) -> None:
+        for g in self._dirty:
+            g.dirty = False
+            with g.lock:
+                if not g.reported:  # else the reap of its report re-arms it
+                    self.api.WSASetEvent(g.control)
+        self._dirty.clear()
+
+    def _drain_reports(self) -> None:
+        reports = self._reports
+        while reports:
+            g, keys = reports.popleft()
+            if g.stopping:
+                continue
+            by_key = self._by_key
+            for key in keys:
+                slot = by_key.get(key)
+                if slot is not None and slot.group is g and slot.op is not None:
+                    self._reap(slot)
+            with g.lock:
+                g.reported = False
+                self.api.WSASetEvent(g.control)
+            if g.dirty:
+                g.dirty = False
+                self._dirty.remove(g)
+
+    # -- signal wakeup (Ctrl-C) ------------------------------------------------------
+    def _start_signal_wakeup(self) -> int:
+        try:
+            r, w = socket.socketpair()
+        except OSError:
+            return 1
+        r.setblocking(False)
+        w.setblocking(False)
+        self._sig_r, self._sig_w = r, w
+        slot = self._make_slot()
+        slot.kind = _SIGNAL
+        slot.sock = r
+        slot.handle = r.fileno()
+        slot.pin = self.ffi.new("char[]", 64)
+        if self._issue_signal_recv(slot):
+            self._sig_slot = slot
+            return 2
+        r.close()
+        w.close()
+        self._sig_r = self._sig_w = None
+        return 1
+
+    def _issue_signal_recv(self, slot: _Slot) -> bool:
+        slot.wsabuf.buf = slot.pin
+        slot.wsabuf.len = 64
+        slot.out[1] = 0
+        ov = slot.ov
+        ov.Internal = ov.InternalHigh = 0
+        rc = self.api.WSARecv(slot.handle, slot.wsabuf, 1, self._null, slot.out + 1, ov, self._null)
+        return rc == 0 or self.api.WSAGetLastError() == _IO_PENDING
+
+    def _on_signal_bytes(self) -> None:
+        slot = self._sig_slot
+        ok = self.api.WSAGetOverlappedResult(slot.handle, slot.ov, slot.out, False, slot.out + 1)
+        if not ok and self.api.WSAGetLastError() == _IO_INCOMPLETE:
+            return
+        n = slot.out[0] if ok else 0
+        if n and self._sig_prev >= 0:
+            _forward_signal_bytes(self._sig_prev, bytes(self.ffi.buffer(slot.pin, n)))
+        if not (ok and n and self._issue_signal_recv(slot)):
+            self._stop_signal_wakeup()  # the pair broke: run without it
+
+    def _stop_signal_wakeup(self) -> None:
+        slot = self._sig_slot
+        if slot is None:
+            return
+        self._sig_slot = None  # its recv is over (observed): nothing to keep alive
+        g = self._g0
+        # drop its handle from group 0: the op events shift down by one
+        for i, s in enumerate(g.slots):
+            g.handles[1 + i] = s.ev
+        g.base = 1
+        g.cap = _WAIT_MAX - 1
+
+    # -- sockets --------------------------------------------------------------------
+    def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
+        sock = socket.socket(family, type, proto)  # overlapped on Windows (WSA_FLAG_OVERLAPPED)
+        sock.setblocking(False)
+        return sock
+
+    # -- ops --------------------------------------------------------------------------
+    def recv(self, op: Op) -> None:
+        slot = self._slot(op, op.sock, _RECV)
+        pin = slot.pin = self.ffi.from_buffer("char[]", op.buf, require_writable=True)
+        wb = slot.wsabuf
+        wb.buf = pin
+        wb.len = min(len(pin), _MAX_CHUNK)
+        slot.out[1] = 0
+        rc = self.api.WSARecv(slot.handle, wb, 1, self._null, slot.out + 1, slot.ov, self._null)
+        err = self._started(slot, rc == 0)
+        if err is not None:
+            self._finish(slot, None, self._error(slot, err))
+
+    def send(self, op: Op) -> None:
+        data = op._bk if isinstance(op._bk, memoryview) else op.buf  # the core's flat byte view
+        slot = self._slot(op, op.sock, _SEND)
+        pin = slot.pin = self.ffi.from_buffer("char[]", data)
+        slot.total = len(pin)
+        slot.sent = 0
+        err = self._started(slot, self._issue_send(slot))
+        if err is not None:
+            self._finish(slot, None, self._error(slot, err))
+
+    def _issue_send(self, slot: _Slot) -> bool:
+        wb = slot.wsabuf
+        wb.buf = slot.pin + slot.sent
+        wb.len = min(slot.total - slot.sent, _MAX_CHUNK)
+        return self.api.WSASend(slot.handle, wb, 1, self._null, 0, slot.ov, self._null) == 0
+
+    def accept(self, op: Op) -> None:
+        slot = self._slot(op, op.sock, _ACCEPT)
+        try:
+            accept_ex = self._extension(op.sock, "AcceptEx")
+        except OSError as exc:
+            self._finish(slot, None, exc)
+            return
+        if slot.addrbuf is None:
+            slot.addrbuf = self.ffi.new("char[]", 2 * _ADDRLEN)
+        try:
+            for _ in range(_ACCEPT_RETRY_LIMIT):
+                err = self._started(slot, self._issue_accept(slot, accept_ex))
+                if err is None:
+                    return
+                if err not in _ACCEPT_RETRY:
+                    break
+                slot.accept_sock.close()  # that client is gone: try the next one
+                slot.accept_sock = None
+        except OSError as exc:  # no socket for the next client (e.g. out of descriptors)
+            self._finish(slot, None, exc)
+            return
+        self._finish(slot, None, self._error(slot, err))
+
+    def _issue_accept(self, slot: _Slot, accept_ex: Any) -> bool:
+        listener = slot.sock
+        slot.accept_sock = asock = self.socket(listener.family, listener.type, listener.proto)
+        ov = slot.ov
+        ov.Internal = ov.InternalHigh = 0
+        return bool(accept_ex(slot.handle, asock.fileno(), slot.addrbuf, 0, _ADDRLEN, _ADDRLEN, slot.out, ov))
+
+    def connect(self, op: Op, address: Any) -> None:
+        sock = op.sock
+        try:
+            connect_ex = self._extension(sock, "ConnectEx")
+            _ensure_bound(sock)
+            sa, salen = self._sockaddr(sock.family, address)
+        except OSError as exc:
+            self._complete(op, None, exc)
+            return
+        slot = self._slot(op, sock, _CONNECT)
+        slot.sa = sa
+        ok = connect_ex(slot.handle, self.ffi.cast("struct sockaddr *", sa), salen, self._null, 0, self._null,
+                        slot.ov)
+        err = self._started(slot, bool(ok))
+        if err is not None:
+            self._finish(slot, None, self._error(slot, err))
+
+    def cancel(self, op: Op) -> None:
+        slot = op._bk
+        if not isinstance(slot, _Slot) or slot.op is not op or slot.cancelled:
+            return
+        slot.cancelled = True
+        # FALSE/ERROR_NOT_FOUND: it finished already; its event is (or will be) set and
+        # the reap reports the real result. Any other failure: the socket was closed
+        # under us, which aborted the op anyway.
+        self.api.CancelIoEx(self.ffi.cast("HANDLE", slot.handle), slot.ov)
+
+    def close_socket(self, sock: socket.socket) -> None:
+        slots = self._by_sock.get(sock)
+        if slots:
+            slots = list(slots)
+            for slot in slots:
+                slot.closing = True
+            self.api.CancelIoEx(self.ffi.cast("HANDLE", slots[0].handle), self._null)
+            self._settled(slots)
+            for slot in slots:
+                if slot.op is not None:
+                    self._reap(slot)  # a slot that did not finish yet stays in flight (closing)
+        sock.close()
+
+    # -- completions ------------------------------------------------------------------
+    def _reap(self, slot: _Slot) -> None:
+        """``slot``'s event was seen signalled: finish its op (or resubmit the rest
+        of a short send / re-arm an accept whose client reset)."""
+        api = self.api
+        kind = slot.kind
+        if kind is _RECV or kind is _SEND:
+            mine = self._by_sock.get(slot.sock)
+            if mine is not None and mine[0] is not slot:
+                # Windows completes a socket's recvs (sends) in the order they were
+                # issued; our sweep may have seen a later one first. Surface the
+                # earlier ones first, so completions keep submission order.
+                for other in list(mine):
+                    if other is slot:
+                        break
+                    if other.kind is kind and other.op is not None:
+                        self._reap(other)
+        out = slot.out
+        if api.WSAGetOverlappedResult(slot.handle, slot.ov, out, False, out + 1):
+            err = 0
+            n = out[0]
+        else:
+            err = api.WSAGetLastError()
+            if err == _IO_INCOMPLETE:
+                return  # a stale sighting: the event was reused by an op still running
+            n = slot.ov.InternalHigh
+        op = slot.op
+        if kind is _RECV:
+            if err:
+                self._finish(slot, None, self._error(slot, err))
+            else:
+                op.nbytes = n
+                self._finish(slot, n, None)
+        elif kind is _SEND:
+            slot.sent += n
+            op.nbytes = slot.sent
+            if err:
+                self._finish(slot, None, self._error(slot, err))
+            elif slot.sent >= slot.total:
+                self._finish(slot, slot.total, None)
+            elif slot.closing or slot.cancelled:
+                self._finish(slot, None, OperationCancelled("send cancelled"))
+            elif n == 0:
+                self._finish(slot, None, os_error(10054, windows=True, what="send"))  # no progress
+            elif self._later_send_in_flight(slot):
+                # The rest would go out after a later send: the stream is already
+                # broken (Windows does not do this on stream sockets: all or error).
+                self._finish(slot, None, os_error(10053, windows=True,
+                                                  what="short send with later sends in flight"))
+            elif not self._issue_send(slot):  # a short count: resubmit the rest, same slot
+                err = api.WSAGetLastError()
+                if err != _IO_PENDING:
+                    self._finish(slot, None, self._error(slot, err))
+        elif kind is _ACCEPT:
+            self._reap_accept(slot, err)
+        elif kind is _CONNECT:
+            if not err and api.setsockopt(slot.handle, _SOL_SOCKET, _c.SO_UPDATE_CONNECT_CONTEXT, self._null, 0):
+                err = api.WSAGetLastError()
+            if err:
+                self._finish(slot, None, self._error(slot, err))
+            elif slot.closing:
+                self._finish(slot, None, OperationCancelled("socket closed"))
+            else:
+                self._finish(slot, op.sock, None)
+
+    def _later_send_in_flight(self, slot: _Slot) -> bool:
+        mine = self._by_sock.get(slot.sock, [])
+        return any(other.kind is _SEND for other in mine[mine.index(slot) + 1:])
+
+    def _reap_accept(self, slot: _Slot, err: int) -> None:
+        api, ffi = self.api, self.ffi
+        if not err:
+            conn = slot.accept_sock
+            listen_handle = ffi.new("SOCKET *", slot.handle)
+            if api.setsockopt(conn.fileno(), _SOL_SOCKET, _c.SO_UPDATE_ACCEPT_CONTEXT,
+                              ffi.cast("char *", listen_handle), ffi.sizeof("SOCKET")):
+                err = api.WSAGetLastError()
+            elif slot.closing:
+                self._finish(slot, None, OperationCancelled("listener closed"))  # closes conn
+                return
+            else:
+                try:
+                    address = self._accept_address(slot)
+                except OSError as exc:
+                    err = getattr(exc, "winerror", 0) or 10054
+                else:
+                    slot.accept_sock = None
+                    self._finish(slot, (conn, address), None)
+                    return
+        if err in _ACCEPT_RETRY and not (slot.closing or slot.cancelled) and slot.sock.fileno() >= 0:
+            # the client reset before it was accepted: re-arm silently (gh-93821)
+            slot.accept_sock.close()
+            slot.accept_sock = None
+            try:
+                accept_ex = self._extension(slot.sock, "AcceptEx")
+                for _ in range(_ACCEPT_RETRY_LIMIT):
+                    if self._issue_accept(slot, accept_ex):
+                        return  # completed at once: its event is set, still attached
+                    err = api.WSAGetLastError()
+                    if err == _IO_PENDING:
+                        return
+                    slot.accept_sock.close()
+                    slot.accept_sock = None
+                    if err not in _ACCEPT_RETRY:
+                        break
+            except OSError as exc:
+                self._finish(slot, None, exc)
+                return
+        self._finish(slot, None, self._error(slot, err))
+
+    def _accept_address(self, slot: _Slot) -> Any:
+        ffi = self.ffi
+        get = self._extension(slot.sock, "GetAcceptExSockaddrs")
+        sas = ffi.new("struct sockaddr *[2]")
+        lens = ffi.new("INT[2]")
+        get(slot.addrbuf, 0, _ADDRLEN, _ADDRLEN, sas, lens, sas + 1, lens + 1)
+        return self._decode_sockaddr(sas[1], lens[1])
+
+    def _error(self, slot: _Slot, err: int) -> OSError:
+        if slot.closing or slot.sock is None or slot.sock.fileno() < 0:
+            # closed by close_socket, or behind our back (Windows: 995, Wine: 10038)
+            return OperationCancelled("socket closed")
+        return os_error(err, windows=True)
+
+    # -- extension functions and addresses ------------------------------------------
+    def _extension(self, sock: socket.socket, which: str) -> Any:
+        key = (which, sock.family)
+        fn = self._ext.get(key)
+        if fn is None:
+            ffi = self.ffi
+            guid = ffi.new("GUID *", _GUIDS[which].as_init())
+            out = ffi.new(_LPFN[which] + " *")
+            nret = ffi.new("DWORD *")
+            rc = self.api.WSAIoctl(sock.fileno(), _c.SIO_GET_EXTENSION_FUNCTION_POINTER, guid, ffi.sizeof("GUID"),
+                                   out, ffi.sizeof(_LPFN[which]), nret, self._null, self._null)
+            if rc != 0:
+                raise os_error(self.api.WSAGetLastError(), windows=True, what=f"WSAIoctl({which})")
+            fn = self._ext[key] = out[0]
+        return fn
+
+    def _sockaddr(self, family: int, address: Any) -> tuple:
+        ffi = self.ffi
+        host, port = address[0], address[1]
+        if family == socket.AF_INET6:
+            sa = ffi.new("struct sockaddr_in6 *")
+            sa.sin6_family = _c.AF_INET6
+            sa.sin6_port = socket.htons(port)
+            sa.sin6_flowinfo = socket.htonl(address[2] if len(address) > 2 else 0)
+            sa.sin6_scope_id = address[3] if len(address) > 3 else 0
+            raw = socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
+            ffi.memmove(ffi.addressof(sa[0], "sin6_addr"), raw, 16)
+            return sa, ffi.sizeof("struct sockaddr_in6")
+        sa = ffi.new("struct sockaddr_in *")
+        sa.sin_family = _c.AF_INET
+        sa.sin_port = socket.htons(port)
+        ffi.memmove(ffi.addressof(sa[0], "sin_addr"), socket.inet_pton(socket.AF_INET, host), 4)
+        return sa, ffi.sizeof("struct sockaddr_in")
+
+    def _decode_sockaddr(self, sa: Any, length: int) -> Any:
+        ffi = self.ffi
+        family = sa.sa_family
+        if family == _c.AF_INET and length >= ffi.sizeof("struct sockaddr_in"):
+            p = ffi.cast("struct sockaddr_in *", sa)
+            raw = bytes(ffi.buffer(ffi.addressof(p[0], "sin_addr"), 4))
+            return socket.inet_ntop(socket.AF_INET, raw), socket.ntohs(p.sin_port)
+        if family == _c.AF_INET6 and length >= ffi.sizeof("struct sockaddr_in6"):
+            p = ffi.cast("struct sockaddr_in6 *", sa)
+            raw = bytes(ffi.buffer(ffi.addressof(p[0], "sin6_addr"), 16))
+            return (socket.inet_ntop(socket.AF_INET6, raw), socket.ntohs(p.sin6_port),
+                    socket.ntohl(p.sin6_flowinfo), p.sin6_scope_id)
+        raise OSError(0, f"unexpected address family {family} from GetAcceptExSockaddrs")
+
+    # -- the loop -----------------------------------------------------------------------
+    def poll(self, timeout: Optional[float]) -> None:
+        if self._dirty:
+            self._kick_dirty()
+        if self._helper_error is not None:
+            code, self._helper_error = self._helper_error, None
+            raise os_error(code, windows=True, what="WSAWaitForMultipleEvents (helper thread)")
+        api = self.api
+        wait = api.WSAWaitForMultipleEvents
+        if timeout is None:
+            ms = _INFINITE
+        elif timeout <= 0:
+            ms = 0
+        else:
+            ms = min(math.ceil(timeout * 1000), _INFINITE - 1)  # never early: round up
+        g = self._g0
+        handles = g.handles
+        n = g.base + len(g.slots)
+        if ms and self._sig_slot is not None:
+            r = self._wait_with_signal_wakeup(n, handles, ms)
+        else:
+            r = wait(n, handles, False, ms, False)
+        if r == _WAIT_TIMEOUT:
+            return
+        if not 0 <= r < n:
+            raise os_error(api.WSAGetLastError(), windows=True, what="WSAWaitForMultipleEvents")
+        # sweep: every signalled event, not only the lowest one
+        hit = [r]
+        j = r + 1
+        while j < n:
+            k = wait(n - j, handles + j, False, 0, False)
+            if k >= n - j:
+                break
+            hit.append(j + k)
+            j += k + 1
+        base = g.base
+        slots = g.slots
+        ready = [slots[i - base] for i in hit if i >= base]
+        if r == 0:
+            api.WSAResetEvent(self._wake)  # before draining: a later report sets it again
+            if self._reports:
+                self._drain_reports()
+        if base == 2 and hit[0] <= 1 and 1 in hit[:2]:
+            self._on_signal_bytes()
+        for slot in ready:
+            if slot.group is g:
+                self._reap(slot)
+
+    def _wait_with_signal_wakeup(self, n: int, handles: Any, ms: int) -> int:
+        try:
+            prev = signal.set_wakeup_fd(self._sig_w.fileno(), warn_on_full_buffer=False)
+        except (ValueError, OSError):  # not the main thread: signals never arrive here
+            return self.api.WSAWaitForMultipleEvents(n, handles, False, ms, False)
+        self._sig_prev = prev
+        try:
+            return self.api.WSAWaitForMultipleEvents(n, handles, False, ms, False)
+        finally:
+            signal.set_wakeup_fd(prev)
+
+    def wakeup(self) -> None:
+        with self._wake_lock:
+            if not self._closed:
+                self.api.WSASetEvent(self._wake)
+
+    # -- closing -----------------------------------------------------------------------
+    def _settled(self, slots: list) -> bool:
+        """Wait (bounded) until every slot's event is signalled. True if all were."""
+        ffi, api = self.ffi, self.api
+        deadline = monotonic() + _CLOSE_WAIT
+        arr = ffi.new("WSAEVENT[64]")
+        ok = True
+        for i in range(0, len(slots), _WAIT_MAX):
+            chunk = slots[i:i + _WAIT_MAX]
+            for k, slot in enumerate(chunk):
+                arr[k] = slot.ev
+            ms = max(0, math.ceil((deadline - monotonic()) * 1000))
+            r = api.WSAWaitForMultipleEvents(len(chunk), arr, True, ms, False)
+            if not 0 <= r < len(chunk):
+                ok = False
+        return ok
+
+    def close(self) -> None:
+        with self._wake_lock:
+            if self._closed:
+                return
+            self._closed = True
+        api, ffi = self.api, self.ffi
+        # 1. stop every helper: nobody may wait on an event we close below
+        for g in self._helpers:
+            with g.lock:
+                g.stopping = True
+                api.WSASetEvent(g.control)
+        for g in self._helpers:
+            g.thread.join()
+        self._reports.clear()
+        self._dirty.clear()
+        # 2. cancel every op in flight and wait until the kernel is done with each
+        flying = [s for g in (self._g0, *self._helpers) for s in g.slots]
+        for slot in flying:
+            slot.closing = True
+            api.CancelIoEx(ffi.cast("HANDLE", slot.handle), slot.ov)
+        sig = self._sig_slot
+        if sig is not None:
+            api.CancelIoEx(ffi.cast("HANDLE", sig.handle), sig.ov)
+        self._settled(flying + ([sig] if sig is not None else []))
+        # 3. complete them: a recv/send that had finished keeps its real result
+        for slot in flying:
+            if slot.op is None:
+                continue
+            op = slot.op
+            self._reap(slot)
+            if slot.op is op:  # did not finish: keep its memory forever, report it cancelled
+                _GRAVEYARD.append(slot)
+                if slot.accept_sock is not None:
+                    slot.accept_sock.close()
+                slot.op = None
+                op._bk = None
+                self._complete(op, None, OperationCancelled("proactor closed"))
+        # 4. sockets and events
+        if sig is not None:
+            self._sig_slot = None
+            if not api.WSAGetOverlappedResult(sig.handle, sig.ov, sig.out, False, sig.out + 1) and \
+                    api.WSAGetLastError() == _IO_INCOMPLETE:
+                _GRAVEYARD.append(sig)  # never finished: keep its memory
+        for s in (self._sig_r, self._sig_w):
+            if s is not None:
+                s.close()
+        self._by_sock.clear()
+        self._pool.clear()
+        graveyard = {id(s) for s in _GRAVEYARD}
+        keep = {s.key for s in self._slots if id(s) in graveyard}
+        for ev in self._events:
+            if int(ffi.cast("uintptr_t", ev)) not in keep:
+                api.WSACloseEvent(ev)
+        self._events.clear()
+        self._slots.clear()
+        self._helpers.clear()
+        self._open.clear()
+
+
+# -- module helpers ----------------------------------------------------------------------
+_ADDRLEN = 128 + 16  # sizeof(SOCKADDR_STORAGE) + 16, what AcceptEx wants per address
+_GUIDS = {"AcceptEx": _c.WSAID_ACCEPTEX, "ConnectEx": _c.WSAID_CONNECTEX,
+          "GetAcceptExSockaddrs": _c.WSAID_GETACCEPTEXSOCKADDRS}
+_LPFN = {"AcceptEx": "LPFN_ACCEPTEX", "ConnectEx": "LPFN_CONNECTEX",
+         "GetAcceptExSockaddrs": "LPFN_GETACCEPTEXSOCKADDRS"}
+
+
+def _ensure_bound(sock: socket.socket) -> None:
+    """ConnectEx wants a bound socket (WSAEINVAL otherwise): bind to port 0."""
+    try:
+        port = sock.getsockname()[1]
+    except OSError:  # Windows: an unbound socket has no name (WSAEINVAL)
+        port = 0
+    if not port:
+        sock.bind(("::", 0) if sock.family == socket.AF_INET6 else ("0.0.0.0", 0))
+
+
+def _forward_signal_bytes(fd: int, data: bytes) -> None:
+    """Hand signal numbers on to the wakeup fd that was installed before ours."""
+    try:
+        if sys.platform == "win32":
+            s = socket.socket(fileno=fd)
+            try:
+                s.send(data)
+            finally:
+                s.detach()
+        else:
+            import os
+            os.write(fd, data)
+    except OSError:
+        pass

@@ -1,0 +1,62 @@
+"""Shared start-up code for the benchmark's server contestants (bench/servers/*.py).
+
+Every server is started by the harness as its own process:
+    python bench/servers/<name>.py [--host H] [--port 0] [--bufsize N] [--probe]
+and prints one line on stdout when it is ready to accept:
+    READY <port> <per-connection user buffer bytes>
+(the buffer size lets the memory workload subtract user buffers from RSS per
+connection), or, when a dependency is missing:
+    UNAVAILABLE <reason>          (exit status 3)
+`--probe` only checks that the dependencies import and prints "OK".
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_UNAVAILABLE = 3
+
+
+def parse_args(description: str, extra=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 = let the OS pick (reported on READY)")
+    p.add_argument("--bufsize", type=int, default=65536, help="receive buffer size")
+    p.add_argument("--probe", action="store_true", help="check dependencies, print OK, exit")
+    if extra:
+        extra(p)
+    return p.parse_args()
+
+
+def ready(port: int, per_conn_buffer: int) -> None:
+    print(f"READY {port} {per_conn_buffer}", flush=True)
+
+
+def unavailable(reason: str) -> "NoReturn":  # noqa: F821
+    reason = " ".join(str(reason).split()) or "unknown reason"
+    print(f"UNAVAILABLE {reason}", flush=True)
+    sys.exit(EXIT_UNAVAILABLE)
+
+
+def probe_ok() -> None:
+    print("OK", flush=True)
+    sys.exit(0)
+
+
+def get_loop_factory(name: str):
+    """Return a zero-argument event loop factory for 'asyncio' or 'uvloop'."""
+    import asyncio
+
+    if name == "asyncio":
+        return asyncio.new_event_loop
+    if name == "uvloop":
+        try:
+            import uvloop
+        except ImportError as e:
+            unavailable(f"uvloop not installed ({e}); pip install uvloop")
+        return uvloop.new_event_loop
+    unavailable(f"unknown loop {name!r}")
+
+
+def add_loop_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")

@@ -1,0 +1,96 @@
+"""Echo server: overlapio, completion style (`--backend NAME`, default: platform default).
+
+Accept loop; per connection one preallocated bytearray and memoryview; recv(view) ->
+send(view[:n]) -> on send completion recv again; close on 0 bytes or an error. Exactly
+one op is pending per connection at any time, so the buffer is never shared.
+Callbacks are created once per connection, not per message (keeps the hot path lean).
+ACCEPTS accept ops are kept pending on the listener, as completion-style servers do
+with AcceptEx; with a single pending accept a server takes on one connection per loop
+iteration, while asyncio, trio and the C server accept in a loop until EAGAIN.
+"""
+import socket
+
+from _common import parse_args, probe_ok, ready, unavailable
+
+ACCEPTS = 64
+
+
+def _extra(p):
+    p.add_argument("--backend", default=None, help="overlapio backend name (default: platform)")
+
+
+def main():
+    args = parse_args(__doc__.splitlines()[0], _extra)
+    try:
+        import overlapio
+        Proactor = overlapio.Proactor
+    except Exception as e:  # the core may be missing or broken: that is "unavailable"
+        unavailable(f"cannot import overlapio.Proactor: {type(e).__name__}: {e}")
+    if args.backend is not None:
+        try:
+            avail = overlapio.available_backends()
+        except Exception as e:
+            unavailable(f"overlapio.available_backends() failed: {type(e).__name__}: {e}")
+        ok, reason = avail.get(args.backend, (False, "unknown backend"))
+        if not ok:
+            unavailable(f"backend {args.backend!r} not available: {reason}")
+    try:
+        px = Proactor(backend=args.backend)
+    except Exception as e:
+        unavailable(f"Proactor(backend={args.backend!r}) failed: {type(e).__name__}: {e}")
+    if args.probe:
+        px.close()
+        probe_ok()
+
+    bufsize = args.bufsize
+    lsock = px.listen((args.host, args.port), backlog=1024)
+    NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def serve(conn):
+        view = memoryview(bytearray(bufsize))
+        recv, send = px.recv, px.send
+
+        def on_recv(op):
+            try:
+                n = op.result
+            except Exception:  # OSError or OperationCancelled
+                px.close(conn)
+                return
+            if n == 0:
+                px.close(conn)
+                return
+            send(conn, view[:n], callback=on_send)
+
+        def on_send(op):
+            try:
+                op.result
+            except Exception:
+                px.close(conn)
+                return
+            recv(conn, view, callback=on_recv)
+
+        recv(conn, view, callback=on_recv)
+
+    def on_accept(op):
+        try:
+            conn, _addr = op.result
+        except Exception as e:
+            if type(e).__name__ == "OperationCancelled":
+                return  # listener closed: stop accepting
+            conn = None  # e.g. EMFILE or a reset before accept: keep going
+        px.accept(lsock, callback=on_accept)  # keep accepting
+        if conn is not None:
+            try:
+                conn.setsockopt(*NODELAY)
+            except OSError:
+                pass
+            serve(conn)
+
+    for _ in range(ACCEPTS):
+        px.accept(lsock, callback=on_accept)
+    ready(lsock.getsockname()[1], bufsize)
+    px.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""Fast tests of the benchmark harness itself (bench/): statistics, ratios, the
+disturbance flag, option parsing, the run plan, the C programs' build, and two tiny
+end-to-end ping-pong measurements. Not a benchmark: nothing here checks speed."""
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench import cli, harness, inproc, report, stats  # noqa: E402
+from bench.native import build as native_build  # noqa: E402
+from bench.progress import Progress  # noqa: E402
+from bench.workloads import (STATIC_SERVERS, Selection, SelectionError, Settings, Task,  # noqa: E402
+                             build_plan, contestant_matches, parse_only, parse_size)
+
+HAVE_CC = shutil.which("cc") is not None
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux /proc and epoll")
+
+
+# ----------------------------------------------------------------- stats
+def test_summarize_median_min_max():
+    s = stats.summarize([3.0, 1.0, 2.0, None, 10.0])
+    assert s == {"median": 2.5, "min": 1.0, "max": 10.0, "n": 4}
+    assert stats.summarize([5]) == {"median": 5.0, "min": 5.0, "max": 5.0, "n": 1}
+    assert stats.summarize([None, None]) is None
+    assert stats.summarize([]) is None
+
+
+def test_spread():
+    assert stats.spread(stats.summarize([90, 100, 110])) == pytest.approx(0.2)
+    assert stats.spread(stats.summarize([100])) is None  # one repeat: no spread
+    assert stats.spread(None) is None
+
+
+def test_disturbance_clean_and_flagged():
+    # 1 s window, 2 CPUs: our processes used 1.9 CPU-s of 1.95 busy -> clean.
+    other, steal, reasons = stats.disturbance(1.95, 1.9, 0.0, 1.0, 2)
+    assert other == pytest.approx(0.025) and steal == 0 and reasons == []
+    # 0.6 CPU-s of someone else's work on a 2-CPU machine = 30% -> disturbed.
+    other, _, reasons = stats.disturbance(1.6, 1.0, 0.0, 1.0, 2)
+    assert other == pytest.approx(0.3)
+    assert len(reasons) == 1 and "other load" in reasons[0]
+    # hypervisor steal is its own reason
+    _, steal, reasons = stats.disturbance(1.0, 1.0, 0.2, 1.0, 2)
+    assert steal == pytest.approx(0.1) and any("steal" in r for r in reasons)
+    # own CPU above machine busy (tick rounding) never goes negative
+    other, _, reasons = stats.disturbance(0.9, 1.0, 0.0, 1.0, 2)
+    assert other == 0 and reasons == []
+    # threshold is a parameter
+    assert stats.disturbance(1.3, 1.0, 0.0, 1.0, 2, other_max=0.2)[2] == []
+
+
+def _run(contestant, repeat, **kw):
+    base = {"workload": "pingpong", "config": "1KiB x10", "contestant": contestant, "repeat": repeat,
+            "size": 1024, "conns": 10, "n": None, "ok": True, "disturbed": False, "flags": [],
+            "error": None}
+    base.update(kw)
+    return base
+
+
+def test_usable_runs_drops_disturbed_only_if_two_clean_remain():
+    runs = [_run("a", 0), _run("a", 1, disturbed=True), _run("a", 2), _run("a", 3, ok=False)]
+    assert [r["repeat"] for r in stats.usable_runs(runs)] == [0, 2]
+    runs = [_run("a", 0), _run("a", 1, disturbed=True), _run("a", 2, disturbed=True)]
+    assert [r["repeat"] for r in stats.usable_runs(runs)] == [0, 1, 2]
+
+
+def test_paired_ratio_pairs_by_repeat():
+    a = [_run("a", 0, msgs_per_s=200.0), _run("a", 1, msgs_per_s=300.0), _run("a", 2, msgs_per_s=50.0)]
+    b = [_run("b", 0, msgs_per_s=100.0), _run("b", 1, msgs_per_s=100.0), _run("b", 3, msgs_per_s=1.0)]
+    r = stats.paired_ratio(a, b, "msgs_per_s")
+    assert r == {"median": 2.5, "min": 2.0, "max": 3.0, "n": 2}  # repeats 2 and 3 are unpaired
+    assert stats.paired_ratio(a, [_run("b", 0, msgs_per_s=0.0)], "msgs_per_s") is None
+
+
+def test_ratios_for_group_against_present_baselines():
+    groups = {
+        "x": [_run("x", 0, msgs_per_s=150.0, cpu=5.0), _run("x", 1, msgs_per_s=120.0, cpu=6.0)],
+        "asyncio-buffered": [_run("asyncio-buffered", 0, msgs_per_s=100.0, cpu=10.0),
+                             _run("asyncio-buffered", 1, msgs_per_s=100.0, cpu=10.0)],
+    }
+    out = stats.ratios_for_group(groups, ["asyncio-buffered", "c-epoll"], ["msgs_per_s", "cpu"])
+    assert set(out) == {"x"}  # no self-ratio, and c-epoll did not run
+    assert out["x"]["asyncio-buffered"]["msgs_per_s"]["median"] == pytest.approx(1.35)
+    assert out["x"]["asyncio-buffered"]["cpu"]["max"] == pytest.approx(0.6)
+
+
+def test_summarize_records_flags_and_medians():
+    recs = [_run("a", i, msgs_per_s=v, server_cpu_per_msg_us=10.0, loadgen_util=0.95,
+                 flags=["client-saturated"]) for i, v in enumerate([100.0, 200.0, 300.0])]
+    recs[1]["disturbed"] = True
+    recs.append(_run("b", 0, ok=False, error="boom"))
+    summ = {s["contestant"]: s for s in report.summarize_records(recs)}
+    a = summ["a"]
+    assert a["used"] == 2 and a["metrics"]["msgs_per_s"]["median"] == 200.0  # 100 and 300
+    assert "D1" in a["flags"] and "S" in a["flags"] and "C" in a["flags"]
+    assert summ["b"]["flags"] == ["E1"] and summ["b"]["errors"] == ["boom"]
+
+
+def test_markdown_renders_tables():
+    recs = []
+    for rep in range(2):
+        for name, v in (("asyncio-buffered", 1000.0), ("c-epoll", 2000.0)):
+            recs.append(_run(name, rep, msgs_per_s=v, server_cpu_per_msg_us=1e6 / v, p50_us=50.0,
+                             p99_us=90.0, server_util=0.5, loadgen_util=0.5, server_peak_rss_kib=2048))
+    raw = {"meta": {"started": "t", "elapsed_s": 1.0, "notes": [],
+                    "settings": Settings.for_mode(True).__dict__,
+                    "machine": {"ncpu": 2, "kernel": "k", "python": "3", "cc": "cc",
+                                "loadavg_at_start": (0.0, 0.0, 0.0)}},
+           "skipped": [{"contestant": "trio", "reason": "trio not installed"}], "records": recs}
+    md = report.markdown(report.build_results(raw))
+    assert "## pingpong" in md and "trio: trio not installed" in md
+    row = next(ln for ln in md.splitlines() if ln.startswith("| pingpong | 1KiB x10 | c-epoll"))
+    assert "2.00" in row and "0.50" in row  # 2x the throughput, half the CPU per message
+
+
+# ----------------------------------------------------------------- parsing and plan
+def test_parse_only_kinds_families_globs():
+    sel = parse_only(["pingpong", "overlapio-posix,asyncio-buffered"])
+    assert sel.workloads == ["pingpong"]
+    assert sel.wants_workload("pingpong") and not sel.wants_workload("timers")
+    assert sel.wants_contestant("asyncio-buffered") and not sel.wants_contestant("asyncio-protocol")
+    sel = parse_only(["asyncio"])  # a family
+    assert sel.workloads is None
+    assert all(sel.wants_contestant(n) for n in ("asyncio", "asyncio-streams", "asyncio-protocol"))
+    assert not sel.wants_contestant("uvloop-protocol")
+    sel = parse_only(["timers,post", "uvloop*"])
+    assert sel.workloads == ["timers", "post"] and sel.wants_contestant("uvloop")
+    assert contestant_matches("overlapio-posix", "overlapio")
+    assert not contestant_matches("trio", "tri")
+    assert parse_only(None).wants_contestant("anything")
+    with pytest.raises(SelectionError, match="matches nothing"):
+        parse_only(["pingpongg"])
+
+
+def test_parse_size():
+    assert [parse_size(x) for x in ("64", "1K", "64KiB", "1M")] == [64, 1024, 65536, 1 << 20]
+    with pytest.raises(SelectionError):
+        parse_size("lots")
+
+
+def test_cli_arguments():
+    a = cli.build_parser().parse_args(["--quick", "--only", "pingpong", "--sizes", "64,1K",
+                                       "--conns", "1,100", "--repeats", "2", "--duration", "0.2"])
+    s = cli.settings_from_args(a)
+    assert s.quick and s.sizes == [64, 1024] and s.conns == [1, 100]
+    assert s.repeats == 2 and s.duration == 0.2 and s.mem_repeats == 1
+    full = cli.settings_from_args(cli.build_parser().parse_args([]))
+    assert not full.quick and full.conns == [1, 10, 100, 1000] and full.sizes == [64, 1024, 65536]
+    for bad in (["--only", "nosuch"], ["--conns", "0"], ["--repeats", "0"], ["--sizes", "x"]):
+        with pytest.raises(SystemExit) as e:
+            cli.main(bad)
+        assert e.value.code == 2
+
+
+def test_plan_interleaves_contestants_within_each_repeat():
+    s = Settings(repeats=3, sizes=[1024], conns=[1, 10])
+    names = ["a", "b", "c"]
+    plan = build_plan(s, parse_only(["pingpong"]), names, ["asyncio"])
+    assert len(plan) == 3 * 2 * 3 and all(t.workload == "pingpong" for t in plan)
+    # repeats are whole passes: all of repeat r before any of repeat r+1
+    assert [t.repeat for t in plan] == sorted(t.repeat for t in plan)
+    # within one configuration of one repeat, every contestant runs once, back to back
+    firsts = []
+    for r in range(3):
+        block = [t.contestant for t in plan if t.repeat == r and t.conns == 1]
+        assert sorted(block) == names
+        firsts.append(block[0])
+    assert len(set(firsts)) == 3  # the order rotates between repeats
+    inproc = build_plan(s, parse_only(["timers"]), names, ["asyncio", "uvloop"])
+    assert {t.workload for t in inproc} == {"timers"} and inproc[0].n == s.inproc_n["timers"]
+
+
+def test_progress_plain_lines_when_not_a_tty():
+    buf = io.StringIO()
+    p = Progress(2, 10.0, stream=buf)
+    p.update(1, "pingpong x1 c-epoll")
+    p.note("skipped trio: missing")
+    p.finish()
+    lines = buf.getvalue().splitlines()
+    assert lines[0].startswith("[1/2]") and "c-epoll" in lines[0] and "\r" not in buf.getvalue()
+    assert lines[1] == "skipped trio: missing"
+
+
+def test_inproc_workloads_asyncio():
+    n = 3000
+    t = inproc.run("timers", "asyncio", n)
+    # libuv's million_timers schedule: the last of n timers is due after 1 + (n-1)//1000 ms
+    assert t["n"] == n and t["total_s"] >= (1 + (n - 1) // 1000) / 1000
+    assert t["init_s"] > 0 and t["ops_per_s"] == pytest.approx(n / t["total_s"])
+    for w in ("post", "opcost"):
+        r = inproc.run(w, "asyncio", n)
+        assert r["ops_per_s"] > 0 and r["cpu_s"] > 0 and r["dispatch_s"] == r["total_s"]
+    with pytest.raises(ValueError):
+        inproc.run("timers", "nosuchloop", 10)
+
+
+# ----------------------------------------------------------------- native + end to end
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+def test_c_programs_compile(tmp_path):
+    for name in native_build.PROGRAMS:
+        path = native_build.build(name, cache=tmp_path)
+        assert path.is_file() and path.stat().st_size > 0
+        assert native_build.build(name, cache=tmp_path) == path  # cached, not rebuilt
+    r = subprocess.run([str(native_build.build("loadgen", cache=tmp_path))], capture_output=True)
+    assert r.returncode == 2 and b"usage" in r.stderr
+
+
+def _check_pingpong_record(rec, duration):
+    assert rec["ok"], rec.get("error")
+    assert rec["messages"] > 100
+    assert rec["seconds"] == pytest.approx(duration, rel=0.2)
+    assert rec["msgs_per_s"] == pytest.approx(rec["messages"] / rec["seconds"], rel=1e-3)
+    assert 0 < rec["p50_us"] <= rec["p99_us"] <= rec["p999_us"]
+    assert 0 < rec["server_cpu_per_msg_us"] < 10_000
+    assert 0 < rec["server_util"] <= 1.2 and 0 < rec["loadgen_util"] <= 1.2
+    assert rec["server_peak_rss_kib"] > 0
+    assert rec["window"]["wall_s"] == pytest.approx(duration, rel=0.2)
+    assert rec["cold_at_start"] == 0 and rec["warmup_s"] >= 0.19  # every conn warmed first
+    # the harness's window and the load generator's own count agree roughly
+    assert rec["loadgen_cpu_s"] == pytest.approx(rec["loadgen_cpu_self_s"], abs=0.08)
+    json.dumps(rec)  # serializable
+
+
+@linux_only
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+@pytest.mark.parametrize("contestant", ["c-epoll", "asyncio-buffered"])
+def test_end_to_end_pingpong(contestant):
+    tools = harness.Tools.build()
+    assert tools.loadgen is not None, tools.reasons
+    spec = next(s for s in STATIC_SERVERS if s.name == contestant)
+    s = Settings(warmup=0.2, duration=0.8)
+    rec = harness.run_network(Task("pingpong", contestant, 0, 1024, 1), spec, tools, s,
+                              harness.child_env())
+    _check_pingpong_record(rec, 0.8)
+
+
+@linux_only
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+def test_memory_per_connection_against_c_server():
+    # The C server mallocs and touches one 4 KiB buffer per connection and little else,
+    # so RSS per connection must come out at about the buffer size.
+    tools = harness.Tools.build()
+    spec = next(s for s in STATIC_SERVERS if s.name == "c-epoll")
+    s = Settings(mem_base_conns=20, mem_conns=200, mem_bufsize=4096)
+    rec = harness.run_memory(Task("memory", "c-epoll", 0, 4096, 200), spec, tools, s,
+                             harness.child_env())
+    assert rec["ok"] and rec["user_buffer_bytes"] == 4096
+    assert 4096 <= rec["per_conn_bytes"] < 4096 + 1024
+    assert rec["beyond_buffer_bytes"] == pytest.approx(rec["per_conn_bytes"] - 4096)
