@@ -122,18 +122,24 @@ class SelectorsBackend(Backend):
             self._complete(op, None, normalize(OSError(code, os.strerror(code))))
 
     def recv(self, op: Op) -> None:
-        st = self._state(op.sock)
+        sock = op.sock
+        st = self._socks.get(sock.fileno())
+        if st is None or st.sock is not sock:  # (the fast path of _state, inlined: per-message cost)
+            st = self._state(sock)
         st.recvs.append(op)
         if not st.mask & EVENT_READ:
             self._touch(st)
 
     def send(self, op: Op) -> None:
-        st = self._state(op.sock)
+        sock = op.sock
+        st = self._socks.get(sock.fileno())
+        if st is None or st.sock is not sock:  # (the fast path of _state, inlined)
+            st = self._state(sock)
         if not st.sends:
             # Nothing queued ahead: try at once; most sends finish here.
             view = op._bk
             try:
-                n = st.sock.send(view)
+                n = sock.send(view)
             except (BlockingIOError, InterruptedError):
                 n = 0
             except OSError as exc:
@@ -146,13 +152,18 @@ class SelectorsBackend(Backend):
         st.sends.append(op)
         self._touch(st)
 
+    def _find(self, sock: socket.socket) -> Optional[_Sock]:
+        """The state of ``sock`` if it has any, also after a ``sock.close()`` behind
+        our back (its number is gone then: found by identity)."""
+        fd = sock.fileno()
+        if fd < 0:
+            return next((s for s in self._socks.values() if s.sock is sock), None)
+        st = self._socks.get(fd)
+        return st if st is not None and st.sock is sock else None
+
     def cancel(self, op: Op) -> None:
-        fd = op.sock.fileno()
-        if fd < 0:  # closed behind our back (sock.close()): its number is gone, find it by identity
-            st = next((s for s in self._socks.values() if s.sock is op.sock), None)
-        else:
-            st = self._socks.get(fd)
-        if st is None or st.sock is not op.sock:
+        st = self._find(op.sock)
+        if st is None:
             return
         # Single-threaded: a queued op is never half-way through a syscall, so
         # removing it loses nothing; data not yet read stays in the socket.
@@ -170,9 +181,8 @@ class SelectorsBackend(Backend):
             self._touch(st)
 
     def close_socket(self, sock: socket.socket) -> None:
-        fd = sock.fileno()
-        st = self._socks.get(fd)
-        if st is not None and st.sock is sock:
+        st = self._find(sock)
+        if st is not None:
             self._forget(st, "socket closed")
         sock.close()
 
@@ -277,6 +287,8 @@ class SelectorsBackend(Backend):
         while sends:
             op = sends[0]
             view = op._bk
+            if type(view) is not memoryview:
+                view = op._bk = memoryview(view)  # slices of it must not copy
             try:
                 n = sock.send(view[op.nbytes:])
             except (BlockingIOError, InterruptedError):

@@ -66,7 +66,8 @@ class Backend:
 
     def send(self, op: Op) -> None:
         """Send all of ``op.buf`` (non-empty); value: its length in bytes.
-        ``op._bk`` holds a flat byte ``memoryview`` of it on entry."""
+        On entry ``op._bk`` holds the data as flat bytes (``bytes``, ``bytearray``
+        or a byte ``memoryview``: ``len()`` is the byte count)."""
         raise NotImplementedError
 
     def cancel(self, op: Op) -> None:

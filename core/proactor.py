@@ -13,6 +13,7 @@ import itertools
 import socket
 import threading
 import weakref
+from threading import get_ident
 from collections import deque
 from time import monotonic
 from typing import Any, Optional
@@ -24,6 +25,7 @@ from .registry import default_backend, load_backend
 
 __all__ = ["Proactor"]
 
+_SOCKET_TYPE = socket.socket
 _POLL_EVERY = 4  # with completions waiting, poll the OS every 4th step (see _step)
 _NO_SOCK = object()  # close()'s "no argument" marker: close(None) is a mistake, not "close the proactor"
 
@@ -60,6 +62,7 @@ class Proactor:
         self._owned: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
         self._connect_socks: set[Op] = set()  # connect ops whose socket connect() made
         self._lock = threading.Lock()  # guards close() against a racing post()
+        self._thread = get_ident()  # the thread that waits (set again by wait() and run())
         self._backend: Backend = cls(self._complete)
         self.backend_name: str = cls.name
 
@@ -163,16 +166,15 @@ class Proactor:
         Several pending recvs on one socket complete in submission order with the
         bytes in stream order. Do not resize ``buf`` while the op is pending.
         """
-        self._check_sock(sock)
-        try:
-            view = memoryview(buf)
-        except TypeError:
-            raise TypeError(f"recv needs a writable buffer (bytearray, memoryview, array), not {type(buf).__name__}") from None
-        if view.readonly:
-            raise TypeError(f"recv needs a writable buffer (bytearray, memoryview, array), not read-only {type(buf).__name__}")
+        if self._closed or type(sock) is not _SOCKET_TYPE or sock.fileno() < 0:
+            self._check_sock(sock)  # the full checks, for their messages
+        if type(buf) is bytearray:  # the common case, checked without making a view
+            size = len(buf)
+        else:
+            size = _writable_size(buf)
         op = Op(_RECV, sock, buf, tag, callback)
         self._pending += 1
-        if view.nbytes:
+        if size:
             self._backend.recv(op)
         else:
             self._complete(op, 0, None)
@@ -185,15 +187,15 @@ class Proactor:
         Several pending sends on one socket go out in submission order, never
         interleaved. Do not modify ``data`` while the op is pending.
         """
-        self._check_sock(sock)
-        try:
-            view = memoryview(data)
-        except TypeError:
-            raise TypeError(f"send needs a bytes-like object, not {type(data).__name__}") from None
-        if view.itemsize != 1 or view.ndim != 1:
-            view = view.cast("B")
+        if self._closed or type(sock) is not _SOCKET_TYPE or sock.fileno() < 0:
+            self._check_sock(sock)
+        kind = type(data)
+        if kind is bytes or kind is bytearray or (kind is memoryview and data.itemsize == 1 and data.ndim == 1):
+            view = data  # already flat bytes
+        else:
+            view = _byte_view(data)
         op = Op(_SEND, sock, data, tag, callback)
-        op._bk = view  # a flat byte view of the data, for the backend (which may replace it)
+        op._bk = view  # the data as flat bytes (len = byte count), for the backend, which may replace it
         self._pending += 1
         if len(view):
             self._backend.send(op)
@@ -228,7 +230,9 @@ class Proactor:
             if self._closed:
                 raise ProactorClosedError("post() on a closed Proactor")
             self._posted.append(op)
-            if not self._wake_sent:
+            # The Proactor's own thread is not blocked in poll() while it runs this,
+            # and its next step collects the post: only other threads must wake it.
+            if not self._wake_sent and get_ident() != self._thread:
                 self._wake_sent = True
                 self._backend.wakeup()
         return op
@@ -259,11 +263,11 @@ class Proactor:
         if sock is not _NO_SOCK:
             if not isinstance(sock, socket.socket):
                 raise TypeError(f"close() takes a socket, not {type(sock).__name__} (call close() with no argument to close the Proactor)")
-            if self._closed or sock.fileno() < 0:
-                sock.close()
-                return
             self._owned.discard(sock)
-            self._backend.close_socket(sock)
+            if self._closed:
+                sock.close()
+            else:
+                self._backend.close_socket(sock)  # also after a sock.close(): its ops still complete
             return
         with self._lock:
             if self._closed:
@@ -296,6 +300,7 @@ class Proactor:
         callback propagates; completions not yet dispatched stay for the next call.
         """
         self._check_open()
+        self._thread = get_ident()
         deadline = None if timeout is None else monotonic() + max(timeout, 0.0)
         out: list[Op] = []
         while True:
@@ -315,6 +320,7 @@ class Proactor:
         :meth:`stop` is called. Ops without a callback just complete (see
         ``op.done``)."""
         self._check_open()
+        self._thread = get_ident()
         self._stopping = False
         sink: list[Op] = []
         while (self._pending or self._ready or self._posted) and not self._stopping:
@@ -328,16 +334,25 @@ class Proactor:
         """The backend's (and the core's) one way to finish an op."""
         if error is None:
             op._value = value
-            if op.kind is _ACCEPT:
-                self._owned.add(value[0])
         else:
             op._error = error
-            if op.kind is _CONNECT and op in self._connect_socks:
-                op.sock.close()  # the socket connect() made for this op: nobody else has it
-        if op.kind is _CONNECT:
-            self._connect_socks.discard(op)
+        kind = op.kind
+        if kind is _ACCEPT or kind is _CONNECT:
+            self._settle_socket(op)
         self._pending -= 1
         self._ready.append(op)
+
+    def _settle_socket(self, op: Op) -> None:
+        """Sockets an accept or connect op leaves behind: the Proactor owns accepted
+        ones, and closes the one connect() made if the connect failed."""
+        if op.kind is _ACCEPT:
+            if op._error is None:
+                self._owned.add(op._value[0])
+            return
+        if op in self._connect_socks:
+            self._connect_socks.discard(op)
+            if op._error is not None:
+                op.sock.close()  # nobody else has it
 
     def _step(self, timeout: Optional[float]) -> None:
         """One poll of the backend, then due timers and posts.
@@ -423,6 +438,26 @@ class Proactor:
             raise TypeError(f"expected a socket.socket, not {type(sock).__name__}")
         if sock.fileno() < 0:
             raise ValueError("the socket is closed")
+
+
+def _writable_size(buf: Any) -> int:
+    """The byte size of a writable buffer; ``TypeError`` for anything else."""
+    try:
+        view = memoryview(buf)
+    except TypeError:
+        raise TypeError(f"recv needs a writable buffer (bytearray, memoryview, array), not {type(buf).__name__}") from None
+    if view.readonly:
+        raise TypeError(f"recv needs a writable buffer (bytearray, memoryview, array), not read-only {type(buf).__name__}")
+    return view.nbytes
+
+
+def _byte_view(data: Any) -> memoryview:
+    """A flat byte view of any bytes-like object; ``TypeError`` for anything else."""
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(f"send needs a bytes-like object, not {type(data).__name__}") from None
+    return view if view.itemsize == 1 and view.ndim == 1 else view.cast("B")
 
 
 def _family_of(address: Any) -> int:

@@ -17,11 +17,7 @@ Narrowing / extending, from the command line:
 From code: add to :data:`EXTRA_BACKENDS` (a name -> zero-argument factory
 returning a ``Backend`` subclass). The factory is called once per session; if it
 raises, every test of that backend is skipped with the error as reason. The
-Windows stand-in registers itself like this, for example::
-
-    # tests/conformance/backends.py
-    EXTRA_BACKENDS["winsock-scripted"] = lambda: importlib.import_module(
-        "tests.windows.standin").ScriptedWinsockBackend
+Windows stand-in is registered there this way (see below).
 
 A backend the Proactor gets as a class is used as is (``Proactor(backend=cls)``);
 its ``unavailable_reason()`` is honoured (a reason skips its tests).
@@ -36,8 +32,23 @@ from typing import Callable, Optional, Union
 
 import overlapio
 
+def _standin(attr: str) -> "Callable[[], type]":
+    def factory() -> type:
+        here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "windows")
+        if here not in sys.path:
+            sys.path.insert(0, here)
+        return getattr(importlib.import_module("standin"), attr)
+    return factory
+
+
 #: name -> zero-argument callable returning a Backend subclass. See the module doc.
-EXTRA_BACKENDS: "dict[str, Callable[[], type]]" = {}
+#: Off Windows the Windows backend's real state machine runs the whole suite over the
+#: scripted Winsock stand-in (tests/windows/standin.py), in its Windows-documented
+#: mode and in Wine's close behaviour; on Windows the real backend runs it instead.
+EXTRA_BACKENDS: "dict[str, Callable[[], type]]" = {} if sys.platform == "win32" else {
+    "winsock-standin": _standin("StandInWinsockBackend"),
+    "winsock-standin-wineclose": _standin("WineCloseStandInBackend"),
+}
 
 
 @dataclass(frozen=True)
