@@ -168,8 +168,11 @@ class Proactor:
         """
         if self._closed or type(sock) is not _SOCKET_TYPE or sock.fileno() < 0:
             self._check_sock(sock)  # the full checks, for their messages
-        if type(buf) is bytearray:  # the common case, checked without making a view
+        kind = type(buf)  # the common cases, checked without making a view:
+        if kind is bytearray:
             size = len(buf)
+        elif kind is memoryview and not buf.readonly:
+            size = buf.nbytes
         else:
             size = _writable_size(buf)
         op = Op(_RECV, sock, buf, tag, callback)
