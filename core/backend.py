@@ -54,6 +54,9 @@ class Backend:
 
     # -- ops (the core has checked the arguments) ---------------------------------
     def accept(self, op: Op) -> None:
+        """Accept one connection on the listener ``op.sock``; value ``(conn, address)``
+        with ``conn`` prepared for this backend. A client that resets before it is
+        accepted must not fail the op."""
         raise NotImplementedError
 
     def connect(self, op: Op, address: Any) -> None:
@@ -71,9 +74,13 @@ class Backend:
         raise NotImplementedError
 
     def cancel(self, op: Op) -> None:
+        """Ask for the pending ``op`` to end; it completes later, cancelled or with
+        its real result if it had already finished."""
         raise NotImplementedError
 
     def close_socket(self, sock: socket.socket) -> None:
+        """Complete every op pending on ``sock`` as cancelled, then close it (also
+        when it was already closed behind the backend's back)."""
         raise NotImplementedError
 
     # -- the loop -----------------------------------------------------------------
@@ -87,4 +94,6 @@ class Backend:
         raise NotImplementedError
 
     def close(self) -> None:
+        """Complete every pending op as cancelled and release every descriptor,
+        handle, event and thread the backend holds."""
         raise NotImplementedError
