@@ -14,7 +14,6 @@ call and, once finished, completed. Two choices keep the hot path lean:
 from __future__ import annotations
 
 import errno
-import os
 import selectors
 import socket
 import sys
@@ -22,7 +21,7 @@ from collections import deque
 from typing import Any, Optional
 
 from ..core.backend import Backend
-from ..core.errors import OperationCancelled, normalize
+from ..core.errors import OperationCancelled, normalize, os_error
 from ..core.op import Op, OpKind
 
 EVENT_READ = selectors.EVENT_READ
@@ -119,7 +118,7 @@ class SelectorsBackend(Backend):
         elif code == 0:
             self._complete(op, op.sock, None)
         else:
-            self._complete(op, None, normalize(OSError(code, os.strerror(code))))
+            self._complete(op, None, os_error(code))
 
     def recv(self, op: Op) -> None:
         sock = op.sock
@@ -209,10 +208,16 @@ class SelectorsBackend(Backend):
     # -- the loop ------------------------------------------------------------
     def _update_interest(self) -> None:
         sel = self._sel
-        for st in self._dirty:
+        dirty, self._dirty = self._dirty, []  # swapped first: _forget below may touch
+        for st in dirty:
             st.dirty = False
             if self._socks.get(st.fd) is not st:
                 continue  # forgotten since
+            if st.sock.fileno() != st.fd:
+                # Closed behind our back (sock.close()) before we watched it: its ops
+                # end here, aborted; nothing is registered under a number it lost.
+                self._forget(st, "socket closed while the op was pending")
+                continue
             want = st.wanted()
             if want == st.mask:
                 continue
@@ -223,17 +228,11 @@ class SelectorsBackend(Backend):
                     sel.unregister(st.fd)
                 else:
                     sel.modify(st.fd, want, st)
-            except (KeyError, ValueError):
-                # The selector still maps this number to a socket closed behind our
-                # back; start its registration afresh.
-                try:
-                    sel.unregister(st.fd)
-                except (KeyError, ValueError):
-                    pass
-                if want:
-                    sel.register(st.fd, want, st)
+            except (KeyError, ValueError, OSError) as exc:
+                # The selector refuses this socket: fail its ops rather than the loop.
+                self._forget(st, f"the socket cannot be watched: {exc}")
+                continue
             st.mask = want
-        self._dirty.clear()
 
     def poll(self, timeout: Optional[float]) -> None:
         if self._dirty:
@@ -323,7 +322,7 @@ class SelectorsBackend(Backend):
         st.connect = None
         code = st.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
-            self._complete(op, None, normalize(OSError(code, os.strerror(code))))
+            self._complete(op, None, os_error(code))
         else:
             self._complete(op, st.sock, None)
 

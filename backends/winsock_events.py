@@ -205,7 +205,7 @@ def _load_windows_api() -> types.SimpleNamespace:
                 ffi = _c.make_ffi()
             api = types.SimpleNamespace(ffi=ffi, libs=[])
             for dll, names in _c.DLLS.items():
-                lib = ffi.dlopen(dll)
+                lib = ffi.dlopen(f"{dll}.dll")  # the full name: no PATH search via find_library
                 api.libs.append(lib)  # keep each DLL loaded
                 for name in names:
                     setattr(api, name, getattr(lib, name))
@@ -665,7 +665,10 @@ class WinsockBackend(Backend):
             slots = list(slots)
             for slot in slots:
                 slot.closing = True
-            self.api.CancelIoEx(self.ffi.cast("HANDLE", slots[0].handle), self._null)
+            if sock.fileno() >= 0:
+                # (Closed behind our back, Windows already aborted its ops; its old
+                # handle value may name another socket by now: cancel nothing there.)
+                self.api.CancelIoEx(self.ffi.cast("HANDLE", slots[0].handle), self._null)
             self._settled(slots)
             for slot in slots:
                 if slot.op is not None:
@@ -848,6 +851,8 @@ class WinsockBackend(Backend):
     def poll(self, timeout: Optional[float]) -> None:
         if self._dirty:
             self._kick_dirty()
+        if self._reports:  # left by a poll that a Ctrl-C interrupted after its wait
+            self._drain_reports()
         if self._helper_error is not None:
             code, self._helper_error = self._helper_error, None
             raise os_error(code, windows=True, what="WSAWaitForMultipleEvents (helper thread)")

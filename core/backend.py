@@ -79,8 +79,9 @@ class Backend:
         raise NotImplementedError
 
     def close_socket(self, sock: socket.socket) -> None:
-        """Complete every op pending on ``sock`` as cancelled, then close it (also
-        when it was already closed behind the backend's back)."""
+        """Complete every op pending on ``sock`` (cancelled, or with its real result
+        if the OS had already finished it), then close it; also when it was already
+        closed behind the backend's back."""
         raise NotImplementedError
 
     # -- the loop -----------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import socket
+import sys
 import threading
 import weakref
 from threading import get_ident
@@ -26,6 +27,10 @@ from .registry import default_backend, load_backend
 __all__ = ["Proactor"]
 
 _SOCKET_TYPE = socket.socket
+# On Windows SO_REUSEADDR lets a second socket bind a port in use (as in
+# socket.create_server, it is left off there; TIME_WAIT does not block a bind).
+_REUSEADDR_IS_SAFE = sys.platform != "win32"
+_MAX_POLL = 86400.0  # seconds: the longest single OS wait
 _POLL_EVERY = 4  # with completions waiting, poll the OS every 4th step (see _step)
 _NO_SOCK = object()  # close()'s "no argument" marker: close(None) is a mistake, not "close the proactor"
 
@@ -59,6 +64,7 @@ class Proactor:
         self._closed = False
         self._stopping = False
         self._unpolled = 0  # steps since the backend was last polled
+        self._polling = False  # inside backend.poll() (a signal handler may post then)
         self._owned: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
         self._connect_socks: set[Op] = set()  # connect ops whose socket connect() made
         self._lock = threading.Lock()  # guards close() against a racing post()
@@ -105,7 +111,7 @@ class Proactor:
         family = _family_of(address)
         sock = self.socket(family)
         try:
-            if reuse_address:
+            if reuse_address and _REUSEADDR_IS_SAFE:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(address)
             self._backend.listen(sock, backlog)
@@ -147,11 +153,15 @@ class Proactor:
             self._pending += 1
             self._complete(op, None, exc)
             return op
+        sock_made = sock is None
         if sock is None:
-            sock = self.socket(_family_of(resolved))
-            sock_made = True
-        else:
-            sock_made = False
+            try:
+                sock = self.socket(_family_of(resolved))
+            except OSError as exc:  # out of descriptors, say: an I/O error, so a completion
+                op = Op(_CONNECT, None, None, tag, callback)
+                self._pending += 1
+                self._complete(op, None, exc)
+                return op
         op = Op(_CONNECT, sock, None, tag, callback)
         if sock_made:
             self._connect_socks.add(op)
@@ -172,7 +182,7 @@ class Proactor:
         kind = type(buf)  # the common cases, checked without making a view:
         if kind is bytearray:
             size = len(buf)
-        elif kind is memoryview and not buf.readonly:
+        elif kind is memoryview and not buf.readonly and buf.c_contiguous:
             size = buf.nbytes
         else:
             size = _writable_size(buf)
@@ -194,7 +204,8 @@ class Proactor:
         if self._closed or type(sock) is not _SOCKET_TYPE or sock.fileno() < 0:
             self._check_sock(sock)
         kind = type(data)
-        if kind is bytes or kind is bytearray or (kind is memoryview and data.itemsize == 1 and data.ndim == 1):
+        if kind is bytes or kind is bytearray or (kind is memoryview and data.c_contiguous and data.itemsize == 1
+                                                  and data.ndim == 1):
             view = data  # already flat bytes
         else:
             view = _byte_view(data)
@@ -235,8 +246,9 @@ class Proactor:
                 raise ProactorClosedError("post() on a closed Proactor")
             self._posted.append(op)
             # The Proactor's own thread is not blocked in poll() while it runs this,
-            # and its next step collects the post: only other threads must wake it.
-            if not self._wake_sent and get_ident() != self._thread:
+            # and its next step collects the post: only other threads must wake it
+            # (and a signal handler, which runs on this thread *during* a poll).
+            if not self._wake_sent and (self._polling or get_ident() != self._thread):
                 self._wake_sent = True
                 self._backend.wakeup()
         return op
@@ -290,7 +302,8 @@ class Proactor:
             self._dispatch_at_close()
 
     def stop(self) -> None:
-        """Make :meth:`run` return after the completions at hand. Thread-safe."""
+        """Make :meth:`run` return after the completions at hand (or the next
+        :meth:`run`, if none is running). Thread-safe."""
         self._stopping = True
         self._backend.wakeup()
 
@@ -325,7 +338,6 @@ class Proactor:
         ``op.done``)."""
         self._check_open()
         self._thread = get_ident()
-        self._stopping = False
         sink: list[Op] = []
         while (self._pending or self._ready or self._posted) and not self._stopping:
             self._step(None)
@@ -385,7 +397,13 @@ class Proactor:
             timeout = 0.0
         if poll_io:
             self._unpolled = 0
-            self._backend.poll(timeout)
+            if timeout is not None and timeout > _MAX_POLL:
+                timeout = _MAX_POLL  # OS waits overflow past ~24 days; waking once a day costs nothing
+            self._polling = True
+            try:
+                self._backend.poll(timeout)
+            finally:
+                self._polling = False
         if timers:
             now = monotonic()
             while timers and timers[0][0] <= now:
@@ -408,6 +426,8 @@ class Proactor:
         complete, so that a chain of instant completions cannot starve I/O)."""
         ready = self._ready
         for _ in range(len(ready)):
+            if not ready:
+                break  # a callback closed the Proactor (or waited itself) meanwhile
             op = ready.popleft()
             if op.callback is None:
                 out.append(op)
@@ -452,6 +472,8 @@ def _writable_size(buf: Any) -> int:
         raise TypeError(f"recv needs a writable buffer (bytearray, memoryview, array), not {type(buf).__name__}") from None
     if view.readonly:
         raise TypeError(f"recv needs a writable buffer (bytearray, memoryview, array), not read-only {type(buf).__name__}")
+    if not view.c_contiguous:
+        raise TypeError("recv needs a contiguous buffer, not a strided view")
     return view.nbytes
 
 
@@ -461,6 +483,8 @@ def _byte_view(data: Any) -> memoryview:
         view = memoryview(data)
     except TypeError:
         raise TypeError(f"send needs a bytes-like object, not {type(data).__name__}") from None
+    if not view.c_contiguous:
+        raise TypeError("send needs contiguous data, not a strided view")
     return view if view.itemsize == 1 and view.ndim == 1 else view.cast("B")
 
 

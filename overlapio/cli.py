@@ -55,7 +55,12 @@ def _positive_int(text: str) -> int:
 
 
 def _count(text: str) -> int:
-    value = _positive_int(text) if text != "0" else 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, not {value}")
     return value
 
 
@@ -137,9 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _proactor(backend: Optional[str]) -> Proactor:
     try:
         return Proactor(backend)
-    except UnknownBackendError as exc:
-        raise CliError(str(exc), 2) from None
-    except BackendUnavailable as exc:
+    except (UnknownBackendError, BackendUnavailable) as exc:
         raise CliError(str(exc), 2) from None
 
 
@@ -267,6 +270,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # The with-blocks above have closed the proactor and every socket.
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # stdout went away (`overlapio server | head`): stop quietly, as a filter does.
+        sys.stderr.close()
+        return 141
 
 
 if __name__ == "__main__":

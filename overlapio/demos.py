@@ -17,6 +17,12 @@ from .core import OperationCancelled, Op, Proactor
 
 HELLO = b"Hello World"
 CHUNK = 64 * 1024  # the server's per-client receive buffer
+ACCEPT_RETRY_DELAY = 0.1  # seconds, after an accept failed (e.g. out of descriptors)
+
+
+def _say(out: Optional[TextIO], prefix: str, text: str) -> None:
+    if out is not None:
+        print(prefix + text, file=out, flush=True)
 
 
 def hello_message(size: int) -> bytes:
@@ -43,8 +49,7 @@ class EchoServer:
         self._accept = px.accept(listener, callback=self._on_accept)
 
     def _say(self, text: str) -> None:
-        if self.out is not None:
-            print(self.prefix + text, file=self.out, flush=True)
+        _say(self.out, self.prefix, text)
 
     def stop(self) -> None:
         """Stop accepting (connected clients are served until they leave)."""
@@ -56,13 +61,19 @@ class EchoServer:
         except OperationCancelled:
             return  # the listener was closed
         except OSError as exc:
+            # Out of descriptors, say: retrying at once would spin; try again shortly.
             self._say(f"accept failed: {exc}")
-        else:
-            self.clients += 1
-            self.served += 1
-            self._say("Client Connected !")
-            _Connection(self, conn).read()
-        self._accept = self.px.accept(self.listener, callback=self._on_accept)
+            self.px.sleep(ACCEPT_RETRY_DELAY, callback=self._rearm)
+            return
+        self.clients += 1
+        self.served += 1
+        self._say("Client Connected !")
+        _Connection(self, conn).read()
+        self._rearm()
+
+    def _rearm(self, _op: Optional[Op] = None) -> None:
+        if self.listener.fileno() >= 0:
+            self._accept = self.px.accept(self.listener, callback=self._on_accept)
 
 
 class _Connection:
@@ -147,8 +158,7 @@ class HelloClient:
         px.connect(address, callback=self._on_connect)
 
     def _say(self, text: str) -> None:
-        if self.out is not None:
-            print(self.prefix + text, file=self.out, flush=True)
+        _say(self.out, self.prefix, text)
 
     def _on_connect(self, op: Op) -> None:
         try:

@@ -20,9 +20,10 @@ def run(*args: str, timeout: float = 30, env: Optional[dict] = None) -> subproce
 class Server:
     """``overlapio server --port 0 ARGS`` in the background; ``.port`` once listening."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, preexec_fn=None) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "overlapio", "server", "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     preexec_fn=preexec_fn)
         self.port = self._read_port()
 
     def _read_port(self) -> int:

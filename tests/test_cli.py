@@ -180,3 +180,34 @@ def test_python_m_and_console_script_agree():
         pytest.skip("the console script is not on PATH (package not installed)")
     r = subprocess.run([exe, "backends"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and r.stdout == run("backends").stdout
+
+
+def test_server_out_of_descriptors_retries_without_spinning():
+    import resource
+
+    def few_fds():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (16, 16))
+
+    with Server(preexec_fn=few_fds) as srv:
+        clients = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(20)]
+        time.sleep(1.0)
+        code, out, err = srv.interrupt()
+        for c in clients:
+            c.close()
+    assert code == 130
+    failures = out.count("accept failed")
+    # It retries every 0.1 s: about 10 in that second, not thousands.
+    assert 1 <= failures <= 20, failures
+    assert "Client Connected !" in out
+
+
+def test_output_into_a_closed_pipe_is_not_a_traceback():
+    with Server() as srv:
+        proc = subprocess.Popen([sys.executable, "-m", "overlapio", "client", "--port", str(srv.port),
+                                 "--interval", "0.01", "--count", "200"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdout.readline()
+        proc.stdout.close()  # like `| head -1`
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=20) == 141
+    _no_traceback(err)

@@ -5,6 +5,7 @@ import os
 import socket
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -205,3 +206,88 @@ def test_every_public_name_is_documented():
                 if (callable(func) or isinstance(func, property)) and not func.__doc__:
                     missing.append(f"{name}.{attr}")
     assert missing == []
+
+
+def test_strided_buffers_are_refused_at_once():
+    with overlapio.Proactor() as px:
+        a, b = socket.socketpair()
+        strided = memoryview(bytearray(64))[::2]
+        with pytest.raises(TypeError, match="contiguous"):
+            px.recv(a, strided)
+        with pytest.raises(TypeError, match="contiguous"):
+            px.send(a, memoryview(b"abcdef")[::2])
+        assert px.pending == 0
+        op = px.send(a, b"ok")  # still usable
+        px.wait(1)
+        assert op.result == 2
+        a.close(), b.close()
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "setitimer"), reason="needs setitimer")
+def test_post_from_a_signal_handler_wakes_the_wait():
+    import signal
+
+    with overlapio.Proactor() as px:
+        old = signal.signal(signal.SIGALRM, lambda *a: px.post("from the handler"))
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.1)
+            t0 = time.monotonic()
+            ops = px.wait(5)
+            assert [op.result for op in ops] == ["from the handler"]
+            assert time.monotonic() - t0 < 2
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+
+def test_close_from_a_callback_mid_dispatch():
+    px = overlapio.Proactor()
+    seen = []
+
+    def closer(op):
+        seen.append(op.tag)
+        px.close()
+
+    px.post(1, tag="a", callback=closer)
+    px.post(2, tag="b", callback=lambda op: seen.append(op.tag))
+    px.wait(1)  # must not raise IndexError from the emptied queue
+    assert px.closed and seen == ["a", "b"]
+
+
+def test_very_long_timers_do_not_break_waiting():
+    with overlapio.Proactor() as px:
+        long = px.sleep(float("inf"))
+        later = px.sleep(40 * 86400)
+        assert px.wait(0.01) == []  # no OverflowError from the OS wait
+        assert not long.done and not later.done
+
+
+def test_connect_without_a_socket_to_spare_completes_with_the_error(monkeypatch):
+    import errno
+
+    with overlapio.Proactor() as px:
+        def no_fds(*args):
+            raise OSError(errno.EMFILE, "Too many open files")
+
+        monkeypatch.setattr(px._backend, "socket", no_fds)
+        op = px.connect(("127.0.0.1", 9))
+        (done,) = px.wait(1)
+        assert done is op and isinstance(op.exception, OSError) and op.exception.errno == errno.EMFILE
+
+
+def test_stop_before_run_makes_run_return():
+    with overlapio.Proactor() as px:
+        px.sleep(30)
+        px.stop()
+        t0 = time.monotonic()
+        px.run()
+        assert time.monotonic() - t0 < 1
+        assert px.pending == 1
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SO_REUSEADDR is left off on Windows")
+def test_listen_sets_reuse_address_on_posix():
+    with overlapio.Proactor() as px:
+        s = px.listen(("127.0.0.1", 0))
+        assert s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
+        assert not px.listen(("127.0.0.1", 0), reuse_address=False).getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)

@@ -227,6 +227,20 @@ def test_cancel_after_socket_closed_behind_the_back(px):
     assert old.cancelled
 
 
+def test_socket_closed_behind_the_back_before_the_next_poll(px):
+    drv = Driver(px)
+    a, b = pair(px, drv=drv)
+    old = px.recv(b, bytearray(10))
+    b.close()  # before any poll saw the recv
+    drv.pump(0.05)  # the loop must survive it
+    px.close(b)  # the documented way to end its ops
+    drv.wait_for(old, timeout=6.0)
+    assert old.cancelled
+    c, d = pair(px, drv=drv)  # and it still serves others
+    px.send(c, b"still here")
+    assert recv_exactly(px, d, 10, drv=drv) == b"still here"
+
+
 # -- bad arguments -------------------------------------------------------------------
 def test_bad_arguments_raise_at_once(px):
     drv = Driver(px)

@@ -256,6 +256,16 @@ class StandIn:
             os.set_blocking(fd, False)
         return ks
 
+    def _abort_ops_of_closed_sockets(self, evs: list) -> None:
+        """Windows aborts a socket's pending ops the moment the socket is closed; a
+        Linux ``close()`` of the descriptor tells nobody. Before a bounded wait (the
+        backend's close path waits bounded) notice such sockets among the ops whose
+        events are waited on, as closesocket would have."""
+        wanted = set(map(id, evs))
+        for k in list(self._pending.values()):
+            if id(k.ev) in wanted and self._socks.get(k.ks.fd) is k.ks:
+                self._sock(k.ks.fd)  # retires the record (aborting its ops) if the fd changed
+
     def _abort_closed(self, ks: _KSock) -> None:
         for k in ks.ops():
             self._complete(k, 10038 if self.wine_close else 995, k.offset, closed=True)
@@ -627,6 +637,8 @@ class StandIn:
                 self._set_err(6)
                 return WAIT_FAILED
             self.max_events = max(self.max_events, count)
+            if timeout != 0 and timeout != INFINITE:
+                self._abort_ops_of_closed_sockets(evs)
             r = self._check(evs, wait_all)
             if r is not None:
                 return r
@@ -689,47 +701,29 @@ class StandIn:
 
     # -- overlapped recv/send -----------------------------------------------------------
     def WSARecv(self, s: int, bufs: Any, nbufs: int, nrecvd: Any, flags: Any, ov: Any, routine: Any) -> int:
-        if nbufs != 1 or routine != self.ffi.NULL:
-            self._violation("WSARecv: only one WSABUF and no completion routine are scripted")
-        with self._lock:
-            ks = self._sock(s)
-            if ks is None:
-                self._set_err(10038)
-                return -1
-            k = self._new_op("WSARecv", ks, ov)
-            if k is None:
-                return -1
-            k.buf = bufs[0].buf
-            k.length = bufs[0].len
-            if not ks.recvs:
-                res = self._perform_recv(k)
-                if res is not None:
-                    err, n = res
-                    if err:  # failed at once: no completion will be signalled
-                        self._set_err(err)
-                        return -1
-                    self._complete(k, 0, n)
-                    self.immediate += 1
-                    if nrecvd != self.ffi.NULL:
-                        nrecvd[0] = n
-                    return 0
-            return self._pend(k, ks.recvs)
+        return self._start_io("WSARecv", s, bufs, nbufs, nrecvd, ov, routine)
 
     def WSASend(self, s: int, bufs: Any, nbufs: int, nsent: Any, flags: int, ov: Any, routine: Any) -> int:
+        return self._start_io("WSASend", s, bufs, nbufs, nsent, ov, routine)
+
+    def _start_io(self, name: str, s: int, bufs: Any, nbufs: int, count: Any, ov: Any, routine: Any) -> int:
+        """WSARecv/WSASend: done at once when nothing is queued before it and the
+        socket is ready (returns 0 and still signals the event), else pending."""
         if nbufs != 1 or routine != self.ffi.NULL:
-            self._violation("WSASend: only one WSABUF and no completion routine are scripted")
+            self._violation(f"{name}: only one WSABUF and no completion routine are scripted")
         with self._lock:
             ks = self._sock(s)
             if ks is None:
                 self._set_err(10038)
                 return -1
-            k = self._new_op("WSASend", ks, ov)
+            k = self._new_op(name, ks, ov)
             if k is None:
                 return -1
             k.buf = bufs[0].buf
             k.length = bufs[0].len
-            if not ks.sends:
-                res = self._perform_send(k)
+            queue, perform = (ks.recvs, self._perform_recv) if name == "WSARecv" else (ks.sends, self._perform_send)
+            if not queue:
+                res = perform(k)
                 if res is not None:
                     err, n = res
                     if err:  # failed at once: no completion will be signalled
@@ -737,10 +731,10 @@ class StandIn:
                         return -1
                     self._complete(k, 0, n)
                     self.immediate += 1
-                    if nsent != self.ffi.NULL:
-                        nsent[0] = n
+                    if count != self.ffi.NULL:
+                        count[0] = n
                     return 0
-            return self._pend(k, ks.sends)
+            return self._pend(k, queue)
 
     def WSAGetOverlappedResult(self, s: int, ov: Any, transferred: Any, wait: int, flags: Any) -> int:
         ovkey = int(self.ffi.cast("uintptr_t", ov))
