@@ -19,3 +19,14 @@ def pytest_addoption(parser):
     group.addoption("--backend-class", action="store", default=None, metavar="MODULE:ATTR",
                     help="run the conformance suite against this Backend subclass (or a zero-argument "
                          "callable returning one), importable from the current directory")
+
+
+def pytest_configure(config):
+    # A test run started from a non-interactive shell's background job inherits
+    # SIGINT as *ignored*; Python then installs no KeyboardInterrupt handler, and the
+    # servers these tests start (and signal) inherit the same. The Ctrl-C tests need
+    # Ctrl-C to mean what it means at a terminal.
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
