@@ -211,3 +211,12 @@ def test_output_into_a_closed_pipe_is_not_a_traceback():
         err = proc.stderr.read().decode()
         assert proc.wait(timeout=20) == 141
     _no_traceback(err)
+
+
+def test_bench_subcommand_reaches_the_benchmark_suite():
+    r = run("bench", "--list")
+    assert r.returncode == 0, r.stderr
+    assert "server contestants:" in r.stdout and "overlapio-posix" in r.stdout
+    r = run("bench", "--only", "no-such-workload")
+    assert r.returncode != 0
+    _no_traceback(r.stderr)
