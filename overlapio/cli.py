@@ -44,24 +44,22 @@ def _listen_port(text: str) -> int:
     return _port(text, lowest=0)
 
 
-def _positive_int(text: str) -> int:
+def _int_from(text: str, lowest: int, expected: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    if value < lowest:
+        raise argparse.ArgumentTypeError(f"must be {expected}, not {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _int_from(text, 1, "at least 1")
 
 
 def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, not {value}")
-    return value
+    return _int_from(text, 0, "0 (no limit) or more")
 
 
 def _seconds(text: str) -> float:
