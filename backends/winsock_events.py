@@ -262,6 +262,21 @@ class _Group:
         self.stopping = False
 
 
+
+def _sweep(wait: Any, handles: Any, n: int, first: int) -> list[int]:
+    """Indices of every signalled event among ``handles[:n]``, given that ``first``
+    is the lowest one a wait returned: zero-timeout waits on the handles after the
+    last one found, so a busy low index cannot starve the rest (k hits, k+1 calls)."""
+    hit = [first]
+    j = first + 1
+    while j < n:
+        k = wait(n - j, handles + j, False, 0, False)
+        if k >= n - j:
+            break
+        hit.append(j + k)
+        j += k + 1
+    return hit
+
 class WinsockBackend(Backend):
     """Overlapped Winsock + event objects (see the module doc for the design)."""
 
@@ -469,14 +484,7 @@ class WinsockBackend(Backend):
                 self._helper_error = api.WSAGetLastError() if r == 0xFFFFFFFF else r
                 self.wakeup()
                 return
-            keys = [int(ffi.cast("uintptr_t", arr[r]))]
-            j = r + 1
-            while j < n:
-                k = wait(n - j, arr + j, False, 0, False)
-                if k >= n - j:
-                    break
-                keys.append(int(ffi.cast("uintptr_t", arr[j + k])))
-                j += k + 1
+            keys = [int(ffi.cast("uintptr_t", arr[i])) for i in _sweep(wait, arr, n, r)]
             with g.lock:
                 if g.stopping:
                     return
@@ -875,15 +883,7 @@ class WinsockBackend(Backend):
             return
         if not 0 <= r < n:
             raise os_error(api.WSAGetLastError(), windows=True, what="WSAWaitForMultipleEvents")
-        # sweep: every signalled event, not only the lowest one
-        hit = [r]
-        j = r + 1
-        while j < n:
-            k = wait(n - j, handles + j, False, 0, False)
-            if k >= n - j:
-                break
-            hit.append(j + k)
-            j += k + 1
+        hit = _sweep(wait, handles, n, r)
         base = g.base
         slots = g.slots
         ready = [slots[i - base] for i in hit if i >= base]

@@ -146,22 +146,16 @@ class Proactor:
         self._check_open()
         if sock is not None:
             self._check_sock(sock)
+        sock_made = sock is None
         try:
             resolved = _resolve(address, sock.family if sock is not None else 0)
-        except OSError as exc:
+            if sock_made:
+                sock = self.socket(_family_of(resolved))
+        except OSError as exc:  # an unknown host, or out of descriptors: I/O errors, so a completion
             op = Op(_CONNECT, sock, None, tag, callback)
             self._pending += 1
             self._complete(op, None, exc)
             return op
-        sock_made = sock is None
-        if sock is None:
-            try:
-                sock = self.socket(_family_of(resolved))
-            except OSError as exc:  # out of descriptors, say: an I/O error, so a completion
-                op = Op(_CONNECT, None, None, tag, callback)
-                self._pending += 1
-                self._complete(op, None, exc)
-                return op
         op = Op(_CONNECT, sock, None, tag, callback)
         if sock_made:
             self._connect_socks.add(op)
