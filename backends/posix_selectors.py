@@ -29,6 +29,8 @@ EVENT_WRITE = selectors.EVENT_WRITE
 _RECV = OpKind.RECV
 _SEND = OpKind.SEND
 
+_PURGE_MIN = 64  # socket-table size below which no purge runs (see _purge)
+
 # accept() errors caused by a client that went away before it was accepted:
 # skip that client and keep the accept pending (the listener is fine).
 _ACCEPT_RETRY = {errno.ECONNABORTED, errno.EPROTO, errno.ECONNRESET, errno.EPERM, errno.EINTR}
@@ -70,7 +72,11 @@ class SelectorsBackend(Backend):
     def __init__(self, complete: Any) -> None:
         super().__init__(complete)
         self._sel = selectors.DefaultSelector()
-        self._socks: dict[int, _Sock] = {}
+        # By socket object, not descriptor number: the per-message lookup needs no
+        # fileno() call. Sockets closed behind our back (sock.close() rather than
+        # Proactor.close(sock)) are purged once the table has doubled.
+        self._socks: dict[socket.socket, _Sock] = {}
+        self._purge_at = _PURGE_MIN
         self._dirty: list[_Sock] = []
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -84,16 +90,20 @@ class SelectorsBackend(Backend):
         return sock
 
     def _state(self, sock: socket.socket) -> _Sock:
-        fd = sock.fileno()
-        st = self._socks.get(fd)
-        if st is None or st.sock is not sock:
-            if st is not None:
-                # The old socket with this number was closed behind our back: its
-                # ops end here (aborted), so none of them sees the new socket's data.
-                self._forget(st, "socket closed while the op was pending")
+        st = self._socks.get(sock)
+        if st is None:
+            if len(self._socks) >= self._purge_at:
+                self._purge()
             sock.setblocking(False)
-            st = self._socks[fd] = _Sock(sock, fd)
+            st = self._socks[sock] = _Sock(sock, sock.fileno())
         return st
+
+    def _purge(self) -> None:
+        """Forget the sockets that were closed behind our back (their pending ops
+        end aborted); amortized O(1) per new socket."""
+        for st in [st for st in self._socks.values() if st.sock.fileno() < 0]:
+            self._forget(st, "socket closed while the op was pending")
+        self._purge_at = max(_PURGE_MIN, 2 * len(self._socks))
 
     def _touch(self, st: _Sock) -> None:
         if not st.dirty:
@@ -121,20 +131,15 @@ class SelectorsBackend(Backend):
             self._complete(op, None, os_error(code))
 
     def recv(self, op: Op) -> None:
-        sock = op.sock
-        st = self._socks.get(sock.fileno())
-        if st is None or st.sock is not sock:  # (the fast path of _state, inlined: per-message cost)
-            st = self._state(sock)
+        st = self._socks.get(op.sock) or self._state(op.sock)  # (_state's fast path, inlined)
         st.recvs.append(op)
         if not st.mask & EVENT_READ:
             self._touch(st)
 
     def send(self, op: Op) -> None:
         sock = op.sock
-        st = self._socks.get(sock.fileno())
-        if st is None or st.sock is not sock:  # (the fast path of _state, inlined)
-            st = self._state(sock)
-        if not st.sends:
+        st = self._socks.get(sock)
+        if st is None or not st.sends:
             # Nothing queued ahead: try at once; most sends finish here.
             view = op._bk
             try:
@@ -146,22 +151,16 @@ class SelectorsBackend(Backend):
                 return
             op.nbytes = n
             if n == len(view):
-                self._complete(op, n, None)
+                op._value = n
+                self._ready.append(op)  # = complete(op, n, None): the Backend's fast path
                 return
+            if st is None:
+                st = self._state(sock)
         st.sends.append(op)
         self._touch(st)
 
-    def _find(self, sock: socket.socket) -> Optional[_Sock]:
-        """The state of ``sock`` if it has any, also after a ``sock.close()`` behind
-        our back (its number is gone then: found by identity)."""
-        fd = sock.fileno()
-        if fd < 0:
-            return next((s for s in self._socks.values() if s.sock is sock), None)
-        st = self._socks.get(fd)
-        return st if st is not None and st.sock is sock else None
-
     def cancel(self, op: Op) -> None:
-        st = self._find(op.sock)
+        st = self._socks.get(op.sock)
         if st is None:
             return
         # Single-threaded: a queued op is never half-way through a syscall, so
@@ -180,15 +179,15 @@ class SelectorsBackend(Backend):
             self._touch(st)
 
     def close_socket(self, sock: socket.socket) -> None:
-        st = self._find(sock)
+        st = self._socks.get(sock)
         if st is not None:
             self._forget(st, "socket closed")
         sock.close()
 
     def _forget(self, st: _Sock, why: str) -> None:
         """Drop a socket: unregister it, complete its pending ops cancelled."""
-        if self._socks.get(st.fd) is st:
-            del self._socks[st.fd]
+        if self._socks.get(st.sock) is st:
+            del self._socks[st.sock]
         if st.mask:
             try:
                 self._sel.unregister(st.fd)
@@ -211,7 +210,7 @@ class SelectorsBackend(Backend):
         dirty, self._dirty = self._dirty, []  # swapped first: _forget below may touch
         for st in dirty:
             st.dirty = False
-            if self._socks.get(st.fd) is not st:
+            if self._socks.get(st.sock) is not st:
                 continue  # forgotten since
             if st.sock.fileno() != st.fd:
                 # Closed behind our back (sock.close()) before we watched it: its ops
@@ -223,6 +222,11 @@ class SelectorsBackend(Backend):
                 continue
             try:
                 if not st.mask:
+                    old = sel.get_map().get(st.fd)
+                    if old is not None:
+                        # A socket closed behind our back had this number: its ops
+                        # end here (aborted), so none of them sees this socket's data.
+                        self._forget(old.data, "socket closed while the op was pending")
                     sel.register(st.fd, want, st)
                 elif not want:
                     sel.unregister(st.fd)
@@ -237,14 +241,32 @@ class SelectorsBackend(Backend):
     def poll(self, timeout: Optional[float]) -> None:
         if self._dirty:
             self._update_interest()
+        ready = self._ready
         for key, events in self._sel.select(timeout):
             st = key.data
             if st is None:
                 self._drain_wakeups()
                 continue
             if events & EVENT_READ:
-                if st.recvs:
-                    self._do_recvs(st)
+                recvs = st.recvs
+                if recvs:
+                    # The queued recvs, in order (inlined: the per-message path).
+                    sock = st.sock
+                    while recvs:
+                        op = recvs[0]
+                        try:
+                            n = sock.recv_into(op.buf)
+                        except (BlockingIOError, InterruptedError):
+                            break
+                        except OSError as exc:
+                            recvs.popleft()
+                            self._complete(op, None, normalize(exc))
+                            continue
+                        recvs.popleft()
+                        op.nbytes = op._value = n
+                        ready.append(op)  # = complete(op, n, None): the Backend's fast path
+                        if recvs and n and n < len(op.buf):
+                            break  # the socket is most likely drained; the selector says if not
                 elif st.accepts:
                     self._do_accepts(st)
                 elif not st.dirty:
@@ -259,26 +281,6 @@ class SelectorsBackend(Backend):
                     self._do_sends(st)
                 if not st.sends and st.connect is None and not st.dirty:
                     self._touch(st)  # writable is the usual state: stop watching for it
-
-    def _do_recvs(self, st: _Sock) -> None:
-        recvs = st.recvs
-        sock = st.sock
-        complete = self._complete
-        while recvs:
-            op = recvs[0]
-            try:
-                n = sock.recv_into(op.buf)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                recvs.popleft()
-                complete(op, None, normalize(exc))
-                continue
-            recvs.popleft()
-            op.nbytes = n
-            complete(op, n, None)
-            if n and n < len(op.buf):
-                return  # the socket is most likely drained; the selector says if not
 
     def _do_sends(self, st: _Sock) -> None:
         sends = st.sends

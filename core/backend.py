@@ -1,7 +1,11 @@
 """The Backend contract: the only platform-specific room.
 
 A backend performs socket ops and reports each one finished exactly once by
-calling ``complete(op, value, error)``, the function the Proactor hands it.
+calling ``complete(op, value, error)``, the function the Proactor hands it. A
+recv or send that succeeded may take the fast path instead: set ``op.nbytes``
+and ``op._value`` to the byte count and append the op to ``self._ready`` (the
+Proactor's ready queue), which is what ``complete`` would do, minus a call per
+message. Every other completion goes through ``complete``.
 Timers, ``post()``, callback dispatch, argument checking and bookkeeping live in
 the core, once, not in every backend. docs/semantics.md is the full contract the
 conformance suite checks.
@@ -21,6 +25,7 @@ Rules a backend keeps:
 from __future__ import annotations
 
 import socket
+from collections import deque
 from typing import Any, Callable, Optional
 
 from .op import Op
@@ -42,6 +47,8 @@ class Backend:
 
     def __init__(self, complete: Complete) -> None:
         self._complete = complete
+        #: the Proactor's ready queue (set by the Proactor), for the fast path above
+        self._ready: "deque[Op]" = deque()
 
     # -- sockets ------------------------------------------------------------
     def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 from .backend import Backend
 from .errors import OperationCancelled, ProactorClosedError
-from .op import Callback, Op, OpKind
+from .op import _PENDING, Callback, Op, OpKind
 from .registry import default_backend, load_backend
 
 __all__ = ["Proactor"]
@@ -31,7 +31,8 @@ _SOCKET_TYPE = socket.socket
 # socket.create_server, it is left off there; TIME_WAIT does not block a bind).
 _REUSEADDR_IS_SAFE = sys.platform != "win32"
 _MAX_POLL = 86400.0  # seconds: the longest single OS wait
-_POLL_EVERY = 4  # with completions waiting, poll the OS every 4th step (see _step)
+_PASSES = 4  # a dispatch hands over at most 4x the ops ready when it began (see _dispatch)
+_new = object.__new__
 _NO_SOCK = object()  # close()'s "no argument" marker: close(None) is a mistake, not "close the proactor"
 
 _SEND, _RECV, _ACCEPT, _CONNECT, _SLEEP, _POST = (
@@ -49,7 +50,10 @@ class Proactor:
 
     Every submit method returns the :class:`Op` at once; the op completes exactly
     once, later, and surfaces only from :meth:`wait` or :meth:`run` (never inside
-    the call that submitted it). A Proactor is used from one thread; only
+    the call that submitted it). Each also takes ``callback`` (called with the Op
+    once it completes; without one, :meth:`wait` returns the Op) and ``tag``
+    (anything, kept on ``op.tag``), by name or by position after the operands:
+    ``px.recv(sock, buf, on_recv)``. A Proactor is used from one thread; only
     :meth:`post` and :meth:`stop` may be called from others.
     """
 
@@ -60,16 +64,16 @@ class Proactor:
         self._seq = itertools.count()
         self._posted: deque[Op] = deque()
         self._wake_sent = False
-        self._pending = 0  # ops submitted on this thread and not yet completed
+        self._pending = 0  # ops submitted (and posts collected) not yet dispatched
         self._closed = False
         self._stopping = False
-        self._unpolled = 0  # steps since the backend was last polled
         self._polling = False  # inside backend.poll() (a signal handler may post then)
         self._owned: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
         self._connect_socks: set[Op] = set()  # connect ops whose socket connect() made
         self._lock = threading.Lock()  # guards close() against a racing post()
         self._thread = get_ident()  # the thread that waits (set again by wait() and run())
         self._backend: Backend = cls(self._complete)
+        self._backend._ready = self._ready  # the fast path of complete() (see Backend)
         self.backend_name: str = cls.name
 
     # -- context manager ---------------------------------------------------------
@@ -80,7 +84,7 @@ class Proactor:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"pending={self._pending}"
+        state = "closed" if self._closed else f"pending={self.pending}"
         return f"<Proactor backend={self.backend_name} {state}>"
 
     @property
@@ -91,7 +95,7 @@ class Proactor:
     @property
     def pending(self) -> int:
         """Ops submitted and not yet completed (posts excluded)."""
-        return self._pending
+        return self._pending - len(self._ready)  # every op in _ready (posts too) is counted in _pending
 
     # -- sockets -----------------------------------------------------------------
     def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
@@ -121,7 +125,7 @@ class Proactor:
         return sock
 
     # -- ops ---------------------------------------------------------------------
-    def accept(self, listener: socket.socket, *, tag: Any = None, callback: Optional[Callback] = None) -> Op:
+    def accept(self, listener: socket.socket, callback: Optional[Callback] = None, tag: Any = None) -> Op:
         """Accept one connection on ``listener``; value ``(conn, address)``.
 
         ``conn`` is prepared for this backend and owned by the Proactor. A client
@@ -135,8 +139,8 @@ class Proactor:
         self._backend.accept(op)
         return op
 
-    def connect(self, address: tuple, *, sock: Optional[socket.socket] = None, tag: Any = None,
-                callback: Optional[Callback] = None) -> Op:
+    def connect(self, address: tuple, callback: Optional[Callback] = None, tag: Any = None, *,
+                sock: Optional[socket.socket] = None) -> Op:
         """Connect to ``address`` (``(host, port)``); value: the connected socket.
 
         Without ``sock`` a new socket is made (and closed again if the connect
@@ -163,7 +167,7 @@ class Proactor:
         self._backend.connect(op, resolved)
         return op
 
-    def recv(self, sock: socket.socket, buf: Any, *, tag: Any = None, callback: Optional[Callback] = None) -> Op:
+    def recv(self, sock: socket.socket, buf: Any, callback: Optional[Callback] = None, tag: Any = None) -> Op:
         """Receive into the writable buffer ``buf``; value ``n`` with the data in
         ``buf[:n]``. ``0`` is end of stream, except for an empty ``buf``, which
         completes with 0 at once and reads nothing.
@@ -174,13 +178,16 @@ class Proactor:
         if self._closed or type(sock) is not _SOCKET_TYPE or sock.fileno() < 0:
             self._check_sock(sock)  # the full checks, for their messages
         kind = type(buf)  # the common cases, checked without making a view:
-        if kind is bytearray:
-            size = len(buf)
-        elif kind is memoryview and not buf.readonly and buf.c_contiguous:
+        if kind is memoryview and not buf.readonly and buf.c_contiguous:
             size = buf.nbytes
+        elif kind is bytearray:
+            size = len(buf)
         else:
             size = _writable_size(buf)
-        op = Op(_RECV, sock, buf, tag, callback)
+        # Op.__init__, inlined: this and send() are the per-message path.
+        op = _new(Op)
+        op.kind = _RECV; op.sock = sock; op.buf = buf; op.tag = tag; op.callback = callback
+        op.nbytes = 0; op._value = _PENDING; op._error = None; op._bk = None
         self._pending += 1
         if size:
             self._backend.recv(op)
@@ -188,7 +195,7 @@ class Proactor:
             self._complete(op, 0, None)
         return op
 
-    def send(self, sock: socket.socket, data: Any, *, tag: Any = None, callback: Optional[Callback] = None) -> Op:
+    def send(self, sock: socket.socket, data: Any, callback: Optional[Callback] = None, tag: Any = None) -> Op:
         """Send all of ``data`` (any bytes-like object); value ``len(data)`` in
         bytes, once every byte was handed to the OS.
 
@@ -198,12 +205,14 @@ class Proactor:
         if self._closed or type(sock) is not _SOCKET_TYPE or sock.fileno() < 0:
             self._check_sock(sock)
         kind = type(data)
-        if kind is bytes or kind is bytearray or (kind is memoryview and data.c_contiguous and data.itemsize == 1
-                                                  and data.ndim == 1):
+        if (kind is memoryview and data.c_contiguous and data.itemsize == 1 and data.ndim == 1) or kind is bytes \
+                or kind is bytearray:
             view = data  # already flat bytes
         else:
             view = _byte_view(data)
-        op = Op(_SEND, sock, data, tag, callback)
+        op = _new(Op)  # Op.__init__, inlined (see recv)
+        op.kind = _SEND; op.sock = sock; op.buf = data; op.tag = tag; op.callback = callback
+        op.nbytes = 0; op._value = _PENDING; op._error = None
         op._bk = view  # the data as flat bytes (len = byte count), for the backend, which may replace it
         self._pending += 1
         if len(view):
@@ -212,7 +221,7 @@ class Proactor:
             self._complete(op, 0, None)
         return op
 
-    def sleep(self, seconds: float, *, tag: Any = None, callback: Optional[Callback] = None) -> Op:
+    def sleep(self, seconds: float, callback: Optional[Callback] = None, tag: Any = None) -> Op:
         """A timer op that completes (value ``None``) no earlier than ``seconds``
         from now, on the monotonic clock. Equal deadlines complete in submission
         order. Use it with :meth:`cancel` as a timeout for another op."""
@@ -229,7 +238,7 @@ class Proactor:
 
     timeout = sleep  # the same op, by the name used when it guards another one
 
-    def post(self, value: Any = None, *, tag: Any = None, callback: Optional[Callback] = None) -> Op:
+    def post(self, value: Any = None, callback: Optional[Callback] = None, tag: Any = None) -> Op:
         """Complete an op with ``value`` on the Proactor's thread. Safe to call from
         any thread; wakes a blocked :meth:`wait`. Raises
         :class:`ProactorClosedError` once the Proactor is closed."""
@@ -333,15 +342,17 @@ class Proactor:
         self._check_open()
         self._thread = get_ident()
         sink: list[Op] = []
-        while (self._pending or self._ready or self._posted) and not self._stopping:
+        while (self._pending or self._posted) and not self._stopping:
             self._step(None)
             self._dispatch(sink)
-            sink.clear()
+            if sink:
+                sink.clear()
         self._stopping = False
 
     # -- internals -----------------------------------------------------------------
     def _complete(self, op: Op, value: Any, error: Optional[BaseException]) -> None:
-        """The backend's (and the core's) one way to finish an op."""
+        """The backend's (and the core's) one way to finish an op (a successful
+        recv or send may take the fast path that Backend describes)."""
         if error is None:
             op._value = value
         else:
@@ -349,7 +360,6 @@ class Proactor:
         kind = op.kind
         if kind is _ACCEPT or kind is _CONNECT:
             self._settle_socket(op)
-        self._pending -= 1
         self._ready.append(op)
 
     def _settle_socket(self, op: Op) -> None:
@@ -365,17 +375,10 @@ class Proactor:
                 op.sock.close()  # nobody else has it
 
     def _step(self, timeout: Optional[float]) -> None:
-        """One poll of the backend, then due timers and posts.
-
-        With completions already waiting it does not block, and polls the backend
-        only every ``_POLL_EVERY``-th time: a chain of instant completions then
-        neither starves I/O and timers nor pays a syscall per round."""
-        poll_io = True
+        """One poll of the backend (not blocking while completions wait), then
+        due timers and posts."""
         if self._ready:
             timeout = 0.0
-            self._unpolled += 1
-            if self._unpolled < _POLL_EVERY:
-                poll_io = False
         timers = self._timers
         if timers:
             now = monotonic()
@@ -389,15 +392,13 @@ class Proactor:
                     timeout = until
         if self._posted:
             timeout = 0.0
-        if poll_io:
-            self._unpolled = 0
-            if timeout is not None and timeout > _MAX_POLL:
-                timeout = _MAX_POLL  # OS waits overflow past ~24 days; waking once a day costs nothing
-            self._polling = True
-            try:
-                self._backend.poll(timeout)
-            finally:
-                self._polling = False
+        if timeout is not None and timeout > _MAX_POLL:
+            timeout = _MAX_POLL  # OS waits overflow past ~24 days; waking once a day costs nothing
+        self._polling = True
+        try:
+            self._backend.poll(timeout)
+        finally:
+            self._polling = False
         if timers:
             now = monotonic()
             while timers and timers[0][0] <= now:
@@ -413,20 +414,30 @@ class Proactor:
         while posted:
             op = posted.popleft()
             op._value, op._bk = op._bk, None
+            self._pending += 1  # counted here, on the Proactor's thread, as dispatch uncounts it
             self._ready.append(op)
 
     def _dispatch(self, out: list[Op]) -> None:
-        """Hand over the ops that were ready when called (not those their callbacks
-        complete, so that a chain of instant completions cannot starve I/O)."""
+        """Hand over ready ops, in completion order, until none is left or
+        ``_PASSES`` times as many as were ready at the start went. The ops that
+        callbacks complete at once (an eager send, say) go out without a poll in
+        between, while a chain of instant completions cannot starve I/O."""
         ready = self._ready
-        for _ in range(len(ready)):
-            if not ready:
-                break  # a callback closed the Proactor (or waited itself) meanwhile
-            op = ready.popleft()
-            if op.callback is None:
-                out.append(op)
-            else:
-                op.callback(op)
+        popleft = ready.popleft
+        handed = 0  # ops taken off _ready: no longer pending (also if a callback raises)
+        try:
+            for handed in range(1, _PASSES * len(ready) + 1):
+                if not ready:  # all done (or a callback closed the Proactor)
+                    handed -= 1
+                    break
+                op = popleft()
+                callback = op.callback
+                if callback is None:
+                    out.append(op)
+                else:
+                    callback(op)
+        finally:
+            self._pending -= handed
 
     def _dispatch_at_close(self) -> None:
         # Callbacks run one last time; one that reads the cancelled result or
@@ -434,6 +445,7 @@ class Proactor:
         first_error: Optional[BaseException] = None
         while self._ready:
             op = self._ready.popleft()
+            self._pending -= 1
             if op.callback is None:
                 continue
             try:

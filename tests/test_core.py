@@ -149,8 +149,8 @@ def test_close_reraises_a_real_callback_error_after_closing_everything():
 
 def test_instant_completions_do_not_starve_io():
     # A callback that always submits an op completing at once (zero-length recv)
-    # must still let the timer below complete: each dispatch pass handles only
-    # what was ready when it began.
+    # must still let the timer below complete: a dispatch hands over at most
+    # _PASSES times the ops that were ready when it began, then the loop polls.
     with overlapio.Proactor() as px:
         a, b = socket.socketpair()
         fired = []
@@ -291,3 +291,16 @@ def test_listen_sets_reuse_address_on_posix():
         s = px.listen(("127.0.0.1", 0))
         assert s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
         assert not px.listen(("127.0.0.1", 0), reuse_address=False).getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
+
+
+def test_callback_and_tag_by_position():
+    with overlapio.Proactor() as px:
+        a, b = socket.socketpair()
+        got = []
+        op = px.recv(b, bytearray(4), got.append, "t")
+        sent = px.send(a, b"ping", got.append)
+        assert px.pending == 1 + (not sent.done)
+        while len(got) < 2:
+            px.wait(1.0)
+        assert got == [sent, op] and op.tag == "t" and op.result == 4 and px.pending == 0
+        a.close(), b.close()

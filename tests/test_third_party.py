@@ -52,7 +52,7 @@ def test_suite_fails_a_broken_registered_backend(tmp_path):
 
             def recv(self, op):
                 super().recv(op)
-                st = self._socks.get(op.sock.fileno())
+                st = self._socks.get(op.sock)
                 if st is not None and len(st.recvs) > 1:
                     st.recvs.rotate(1)
     """)

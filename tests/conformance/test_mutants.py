@@ -52,7 +52,7 @@ class EarlySendBackend(SelectorsBackend):
 
     def send(self, op):
         super().send(op)
-        st = self._socks.get(op.sock.fileno())
+        st = self._socks.get(op.sock)
         if st is not None and st.sends and st.sends[-1] is op and op.nbytes:
             shadow = Op(OpKind.SEND, op.sock, op.buf, None, None)
             shadow.nbytes = op.nbytes
@@ -68,7 +68,7 @@ class DropOnCloseBackend(SelectorsBackend):
     name = "mutant-drop-on-close"
 
     def close_socket(self, sock):
-        st = self._socks.pop(sock.fileno(), None)
+        st = self._socks.pop(sock, None)
         if st is not None and st.mask:
             self._sel.unregister(st.fd)
         sock.close()
@@ -79,12 +79,9 @@ class OutOfOrderRecvBackend(SelectorsBackend):
 
     name = "mutant-lifo-recv"
 
-    def _do_recvs(self, st):
-        st.recvs.reverse()
-        try:
-            super()._do_recvs(st)
-        finally:
-            st.recvs.reverse()
+    def recv(self, op):
+        super().recv(op)
+        self._socks[op.sock].recvs.rotate(1)  # the newest to the front
 
 
 class CancelLosesDataBackend(SelectorsBackend):

@@ -1,0 +1,47 @@
+"""The POSIX backend's own bookkeeping (what the conformance suite cannot see)."""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+import pytest
+
+import overlapio
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the POSIX backend")
+
+
+def test_sockets_closed_behind_the_back_are_purged():
+    # The backend keys its socket table by socket object. A socket closed with
+    # sock.close() instead of Proactor.close(sock) must not stay in it for ever,
+    # also when its descriptor number goes to something the Proactor never sees
+    # (a file here), and an op still pending on such a socket must end (aborted).
+    from overlapio.backends.posix_selectors import _PURGE_MIN
+
+    held: list[int] = []
+    try:
+        with overlapio.Proactor(backend="posix") as px:
+            table = px._backend._socks
+            a0, b0 = socket.socketpair()
+            orphan = px.recv(b0, bytearray(1))
+            px.wait(0)
+            largest = 0
+            for i in range(3 * _PURGE_MIN):
+                a, b = socket.socketpair()
+                got = px.recv(b, bytearray(1))
+                px.send(a, b"x")
+                while not got.done:
+                    px.wait(1.0)
+                assert got.result == 1
+                largest = max(largest, len(table))
+                if i == 0:
+                    b0.close(), a0.close()  # behind the Proactor's back, with the recv pending
+                b.close(), a.close()  # behind the Proactor's back
+                held.append(os.open(os.devnull, os.O_RDONLY))  # takes b's number
+            px.wait(0)
+            assert largest <= _PURGE_MIN, f"the table grew to {largest} entries"
+            assert orphan.done and orphan.cancelled, orphan
+    finally:
+        for fd in held:
+            os.close(fd)
