@@ -96,6 +96,11 @@ class SelectorsBackend(Backend):
                 self._purge()
             sock.setblocking(False)
             st = self._socks[sock] = _Sock(sock, sock.fileno())
+            old = self._sel.get_map().get(st.fd)
+            if old is not None and old.data is not None:
+                # A socket closed behind our back had this number: its ops end
+                # here (aborted), so none of them sees this socket's data.
+                self._forget(old.data, "socket closed while the op was pending")
         return st
 
     def _purge(self) -> None:
@@ -138,8 +143,8 @@ class SelectorsBackend(Backend):
 
     def send(self, op: Op) -> None:
         sock = op.sock
-        st = self._socks.get(sock)
-        if st is None or not st.sends:
+        st = self._socks.get(sock) or self._state(sock)  # (_state's fast path, inlined)
+        if not st.sends:
             # Nothing queued ahead: try at once; most sends finish here.
             view = op._bk
             try:
@@ -154,8 +159,6 @@ class SelectorsBackend(Backend):
                 op._value = n
                 self._ready.append(op)  # = complete(op, n, None): the Backend's fast path
                 return
-            if st is None:
-                st = self._state(sock)
         st.sends.append(op)
         self._touch(st)
 
@@ -222,11 +225,6 @@ class SelectorsBackend(Backend):
                 continue
             try:
                 if not st.mask:
-                    old = sel.get_map().get(st.fd)
-                    if old is not None:
-                        # A socket closed behind our back had this number: its ops
-                        # end here (aborted), so none of them sees this socket's data.
-                        self._forget(old.data, "socket closed while the op was pending")
                     sel.register(st.fd, want, st)
                 elif not want:
                     sel.unregister(st.fd)

@@ -134,6 +134,7 @@ class Proactor:
         ``ConnectionResetError``.
         """
         self._check_sock(listener)
+        _check_callback(callback)
         op = Op(_ACCEPT, listener, None, tag, callback)
         self._pending += 1
         self._backend.accept(op)
@@ -148,6 +149,7 @@ class Proactor:
         completes the op with ``socket.gaierror``.
         """
         self._check_open()
+        _check_callback(callback)
         if sock is not None:
             self._check_sock(sock)
         sock_made = sock is None
@@ -177,6 +179,8 @@ class Proactor:
         """
         if self._closed or type(sock) is not _SOCKET_TYPE or sock.fileno() < 0:
             self._check_sock(sock)  # the full checks, for their messages
+        if callback is not None and not callable(callback):
+            _check_callback(callback)
         kind = type(buf)  # the common cases, checked without making a view:
         if kind is memoryview and not buf.readonly and buf.c_contiguous:
             size = buf.nbytes
@@ -204,6 +208,8 @@ class Proactor:
         """
         if self._closed or type(sock) is not _SOCKET_TYPE or sock.fileno() < 0:
             self._check_sock(sock)
+        if callback is not None and not callable(callback):
+            _check_callback(callback)
         kind = type(data)
         if (kind is memoryview and data.c_contiguous and data.itemsize == 1 and data.ndim == 1) or kind is bytes \
                 or kind is bytearray:
@@ -230,6 +236,7 @@ class Proactor:
             raise TypeError(f"sleep needs a number of seconds, not {seconds!r}")
         if seconds < 0:
             raise ValueError(f"sleep needs seconds >= 0, not {seconds!r}")
+        _check_callback(callback)
         op = Op(_SLEEP, None, None, tag, callback)
         op._bk = monotonic() + seconds
         self._pending += 1
@@ -242,6 +249,7 @@ class Proactor:
         """Complete an op with ``value`` on the Proactor's thread. Safe to call from
         any thread; wakes a blocked :meth:`wait`. Raises
         :class:`ProactorClosedError` once the Proactor is closed."""
+        _check_callback(callback)
         op = Op(_POST, None, None, tag, callback)
         op._bk = value  # becomes the result on the Proactor's thread
         with self._lock:
@@ -424,20 +432,16 @@ class Proactor:
         between, while a chain of instant completions cannot starve I/O."""
         ready = self._ready
         popleft = ready.popleft
-        handed = 0  # ops taken off _ready: no longer pending (also if a callback raises)
-        try:
-            for handed in range(1, _PASSES * len(ready) + 1):
-                if not ready:  # all done (or a callback closed the Proactor)
-                    handed -= 1
-                    break
-                op = popleft()
-                callback = op.callback
-                if callback is None:
-                    out.append(op)
-                else:
-                    callback(op)
-        finally:
-            self._pending -= handed
+        for _ in range(_PASSES * len(ready)):
+            if not ready:  # all done (or a callback closed the Proactor)
+                break
+            op = popleft()
+            self._pending -= 1  # at once: a callback may read pending, or wait itself
+            callback = op.callback
+            if callback is None:
+                out.append(op)
+            else:
+                callback(op)
 
     def _dispatch_at_close(self) -> None:
         # Callbacks run one last time; one that reads the cancelled result or
@@ -468,6 +472,12 @@ class Proactor:
             raise TypeError(f"expected a socket.socket, not {type(sock).__name__}")
         if sock.fileno() < 0:
             raise ValueError("the socket is closed")
+
+
+def _check_callback(callback: Any) -> None:
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, not {type(callback).__name__} "
+                        "(callback and tag follow the operands: recv(sock, buf, callback, tag))")
 
 
 def _writable_size(buf: Any) -> int:

@@ -257,3 +257,28 @@ def test_memory_per_connection_against_c_server():
     assert rec["ok"] and rec["user_buffer_bytes"] == 4096
     assert 4096 <= rec["per_conn_bytes"] < 4096 + 1024
     assert rec["beyond_buffer_bytes"] == pytest.approx(rec["per_conn_bytes"] - 4096)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_instructions_per_message_orders_the_servers():
+    # Counted, not timed: the hand-written selectors loop must come out cheaper per
+    # message than asyncio, and both in a plausible range for CPython.
+    from bench import instructions
+
+    valgrind = shutil.which("valgrind")
+    raw = instructions.per_message(instructions.spec_named("selectors-raw"), 2, 30, 1024, valgrind)
+    aio = instructions.per_message(instructions.spec_named("asyncio-buffered"), 2, 30, 1024, valgrind)
+    assert 1_000 < raw < aio < 200_000, (raw, aio)
+
+
+def test_instructions_cli_rejects_bad_input(capsys):
+    from bench import instructions
+
+    with pytest.raises(SystemExit) as e:
+        instructions.main(["--conns", "0"])
+    assert e.value.code == 2 and "at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="unknown server 'nginx'"):
+        instructions.spec_named("nginx")
+    with pytest.raises(SystemExit, match="native code"):
+        instructions.spec_named("c-epoll")

@@ -304,3 +304,45 @@ def test_callback_and_tag_by_position():
             px.wait(1.0)
         assert got == [sent, op] and op.tag == "t" and op.result == 4 and px.pending == 0
         a.close(), b.close()
+
+
+def test_a_callback_that_is_not_callable_is_refused_at_once():
+    with overlapio.Proactor() as px:
+        a, b = socket.socketpair()
+        for submit in (lambda: px.recv(b, bytearray(1), "tag"), lambda: px.send(a, b"x", 1),
+                       lambda: px.sleep(1, "tag"), lambda: px.post(None, "tag"),
+                       lambda: px.connect(("127.0.0.1", 9), a)):
+            with pytest.raises(TypeError, match="callback must be callable"):
+                submit()
+        assert px.pending == 0
+        a.close(), b.close()
+
+
+def test_pending_inside_a_callback_counts_only_what_is_still_pending():
+    with overlapio.Proactor() as px:
+        seen = []
+        px.sleep(0, lambda op: seen.append(px.pending))
+        px.sleep(0, lambda op: seen.append(px.pending))
+        px.sleep(10)
+        px.wait(1.0)
+        assert seen == [1, 1]
+
+
+def test_first_send_on_a_blocking_socket_does_not_block_the_loop():
+    # A socket the Proactor has never seen may be blocking; a large send must
+    # still return at once and complete as the peer reads.
+    with overlapio.Proactor() as px:
+        a, b = socket.socketpair()  # blocking
+        data = b"x" * (8 << 20)
+        sent = px.send(a, data)
+        got = 0
+        buf = bytearray(1 << 20)
+        while got < len(data):
+            op = px.recv(b, buf)
+            while not op.done:
+                px.wait(1.0)
+            got += op.result
+        while not sent.done:
+            px.wait(1.0)
+        assert sent.result == len(data)
+        a.close(), b.close()

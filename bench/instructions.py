@@ -1,0 +1,171 @@
+"""Instructions per echoed message, counted by valgrind's callgrind.
+
+    python -m bench.instructions [--conns 10] [--size 1024] [--messages 200] [NAME ...]
+
+NAME is a Python server contestant (overlapio-posix, asyncio-buffered, selectors-raw,
+...; default: those three). Each runs under ``valgrind --tool=callgrind`` twice,
+driven by a ping-pong peer in this process: once for M messages and once for 6 M
+(M = --messages per connection). The difference of the two totals, divided by the
+5 M x conns extra messages, is the user-space cost of one message with start-up
+excluded. Kernel time is not counted, and the count does not depend on what else
+the machine is doing: on a shared, noisy machine this separates changes of a few
+per cent that timed runs cannot. Under valgrind a server runs ~50x slower, so each
+poll finds more sockets ready than in a timed run: per-poll costs weigh less here.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .workloads import STATIC_SERVERS, ServerSpec, overlapio_server
+
+SERVERS_DIR = Path(__file__).resolve().parent / "servers"
+REPO = SERVERS_DIR.parent.parent
+DEFAULT = ("overlapio-posix", "asyncio-buffered", "selectors-raw")
+BASELINE = "asyncio-buffered"  # the ratios printed are to this one
+
+# Runs a server script with SIGTERM turned into a normal exit, so that callgrind
+# writes its counts (a process killed by a signal writes none).
+_LAUNCH = (
+    "import os, runpy, signal, sys\n"
+    "def stop(*_): raise SystemExit(0)\n"
+    "signal.signal(signal.SIGTERM, stop)\n"
+    "sys.path.insert(0, os.path.dirname(sys.argv[1]))\n"
+    "sys.argv = sys.argv[1:]\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+)
+
+
+def spec_named(name: str) -> ServerSpec:
+    for spec in STATIC_SERVERS:
+        if spec.name == name:
+            if spec.native:
+                raise SystemExit(f"error: {name} is native code; callgrind counts of it say nothing about Python")
+            return spec
+    if name.startswith("overlapio-"):
+        return overlapio_server(name[len("overlapio-"):])
+    known = ", ".join(s.name for s in STATIC_SERVERS if not s.native)
+    raise SystemExit(f"error: unknown server {name!r} (known: overlapio-<backend>, {known})")
+
+
+def pingpong(port: int, conns: int, per_conn: int, size: int) -> None:
+    """``conns`` connections, each sending ``size`` bytes and reading them back fully,
+    ``per_conn`` times; raises if an echo comes back wrong."""
+    msg = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    sel = selectors.DefaultSelector()
+    state = {}
+    try:
+        for _ in range(conns):
+            s = socket.create_connection(("127.0.0.1", port), timeout=60)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.sendall(msg)
+            state[s] = [per_conn, bytearray()]
+            sel.register(s, selectors.EVENT_READ)
+        while state:
+            events = sel.select(60)
+            if not events:
+                raise TimeoutError("the server stopped answering")
+            for key, _ in events:
+                s = key.fileobj
+                left, got = state[s]
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise ConnectionError("the server closed a connection")
+                got += chunk
+                if len(got) < size:
+                    continue
+                if bytes(got) != msg:
+                    raise ValueError("the echo differs from what was sent")
+                got.clear()
+                state[s][0] = left - 1
+                if left == 1:
+                    sel.unregister(s)
+                    s.close()
+                    del state[s]
+                else:
+                    s.sendall(msg)
+    finally:
+        for s in state:
+            s.close()
+        sel.close()
+
+
+def count(spec: ServerSpec, conns: int, per_conn: int, size: int, valgrind: str) -> int:
+    """Instructions the server ran, start to exit, echoing conns x per_conn messages."""
+    with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        argv = [valgrind, "-q", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", _LAUNCH,
+                str(SERVERS_DIR / spec.script), "--port", "0", "--bufsize", "65536", *spec.args]
+        # A fixed hash seed: both runs then start up alike, instruction for instruction.
+        env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+        with open(os.path.join(tmp, "stderr"), "w+") as err:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, env=env, text=True)
+            try:
+                line = proc.stdout.readline().split()
+                if line[:1] != ["READY"]:
+                    err.seek(0)
+                    raise SystemExit(f"error: {spec.name} did not start: {' '.join(line) or err.read()[-500:]}")
+                pingpong(int(line[1]), conns, per_conn, size)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if proc.returncode != 0:
+                err.seek(0)
+                raise SystemExit(f"error: {spec.name} exited with status {proc.returncode}: {err.read()[-500:]}")
+        with open(out) as f:
+            for text in f:
+                if text.startswith(("summary:", "totals:")):
+                    return int(text.split()[1])
+    raise SystemExit(f"error: no total in callgrind's output for {spec.name}")
+
+
+def per_message(spec: ServerSpec, conns: int, messages: int, size: int, valgrind: str) -> float:
+    few = count(spec, conns, messages, size, valgrind)
+    many = count(spec, conns, 6 * messages, size, valgrind)
+    return (many - few) / (5 * messages * conns)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.instructions",
+                                description=__doc__.split("\n\n")[1].strip(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("names", nargs="*", metavar="NAME", help=f"server contestants (default: {' '.join(DEFAULT)})")
+    p.add_argument("--conns", type=int, default=10, help="connections (default 10)")
+    p.add_argument("--size", type=int, default=1024, help="message bytes (default 1024)")
+    p.add_argument("--messages", type=int, default=200,
+                   help="messages per connection of the shorter run; the longer runs 6x (default 200)")
+    a = p.parse_args(argv)
+    if a.conns < 1 or a.size < 1 or a.messages < 1:
+        p.error("--conns, --size and --messages must be at least 1")
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        print("error: valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
+        return 2
+    specs = [spec_named(n) for n in (a.names or DEFAULT)]
+    print(f"{a.size}-byte ping-pong, {a.conns} connections, Python {sys.version.split()[0]}")
+    results = {}
+    for spec in specs:
+        results[spec.name] = per_message(spec, a.conns, a.messages, a.size, valgrind)
+        print(f"{spec.name:20s} {results[spec.name]:9,.0f} instructions per message", flush=True)
+    base = results.get(BASELINE)
+    for name, value in results.items():
+        if base and name != BASELINE:
+            print(f"{name} / {BASELINE}: {value / base:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
