@@ -18,7 +18,6 @@ import argparse
 import os
 import selectors
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -33,12 +32,13 @@ REPO = SERVERS_DIR.parent.parent
 DEFAULT = ("overlapio-posix", "asyncio-buffered", "selectors-raw")
 BASELINE = "asyncio-buffered"  # the ratios printed are to this one
 
-# Runs a server script with SIGTERM turned into a normal exit, so that callgrind
-# writes its counts (a process killed by a signal writes none).
+# Runs a server script that exits when its stdin is closed, so that callgrind writes
+# its counts (a process killed by a signal writes none). No signal is involved: a
+# watcher thread blocked in read() costs the server nothing per message.
 _LAUNCH = (
-    "import os, runpy, signal, sys\n"
-    "def stop(*_): raise SystemExit(0)\n"
-    "signal.signal(signal.SIGTERM, stop)\n"
+    "import os, runpy, sys, threading\n"
+    "def watch(): sys.stdin.buffer.read(); os._exit(0)\n"
+    "threading.Thread(target=watch, daemon=True).start()\n"
     "sys.path.insert(0, os.path.dirname(sys.argv[1]))\n"
     "sys.argv = sys.argv[1:]\n"
     "runpy.run_path(sys.argv[0], run_name='__main__')\n"
@@ -108,7 +108,8 @@ def count(spec: ServerSpec, conns: int, per_conn: int, size: int, valgrind: str)
         # A fixed hash seed: both runs then start up alike, instruction for instruction.
         env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
         with open(os.path.join(tmp, "stderr"), "w+") as err:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, env=env, text=True)
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
+                                    text=True)
             try:
                 line = proc.stdout.readline().split()
                 if line[:1] != ["READY"]:
@@ -116,7 +117,7 @@ def count(spec: ServerSpec, conns: int, per_conn: int, size: int, valgrind: str)
                     raise SystemExit(f"error: {spec.name} did not start: {' '.join(line) or err.read()[-500:]}")
                 pingpong(int(line[1]), conns, per_conn, size)
             finally:
-                proc.send_signal(signal.SIGTERM)
+                proc.stdin.close()  # the server's cue to exit
                 try:
                     proc.wait(60)
                 except subprocess.TimeoutExpired:
