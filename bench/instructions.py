@@ -22,13 +22,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 from typing import Optional, Sequence
 
+from .harness import SERVERS_DIR, child_env
 from .workloads import STATIC_SERVERS, ServerSpec, overlapio_server
 
-SERVERS_DIR = Path(__file__).resolve().parent / "servers"
-REPO = SERVERS_DIR.parent.parent
 DEFAULT = ("overlapio-posix", "asyncio-buffered", "selectors-raw")
 BASELINE = "asyncio-buffered"  # the ratios printed are to this one
 
@@ -106,7 +104,7 @@ def count(spec: ServerSpec, conns: int, per_conn: int, size: int, valgrind: str)
         argv = [valgrind, "-q", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", _LAUNCH,
                 str(SERVERS_DIR / spec.script), "--port", "0", "--bufsize", "65536", *spec.args]
         # A fixed hash seed: both runs then start up alike, instruction for instruction.
-        env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+        env = dict(child_env(), PYTHONHASHSEED="0")
         with open(os.path.join(tmp, "stderr"), "w+") as err:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
                                     text=True)

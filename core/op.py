@@ -53,6 +53,8 @@ class Op:
     __slots__ = ("kind", "sock", "buf", "tag", "callback", "nbytes", "_value", "_error", "_bk", "__weakref__")
 
     def __init__(self, kind: OpKind, sock: Any, buf: Any, tag: Any, callback: Optional[Callback]) -> None:
+        # Proactor.recv()/send() set these same fields inline (the per-message path);
+        # tests/test_core.py::test_inline_ops_set_every_field fails if they drift apart.
         self.kind = kind
         self.sock = sock
         self.buf = buf

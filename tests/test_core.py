@@ -346,3 +346,16 @@ def test_first_send_on_a_blocking_socket_does_not_block_the_loop():
             px.wait(1.0)
         assert sent.result == len(data)
         a.close(), b.close()
+
+
+def test_inline_ops_set_every_field():
+    # recv() and send() build their Op without Op.__init__: each must still set
+    # every slot, or reading a field of a fresh op raises AttributeError.
+    from overlapio.core.op import Op
+
+    with overlapio.Proactor() as px:
+        a, b = socket.socketpair()
+        for op in (px.recv(b, bytearray(1)), px.send(a, b"x")):
+            missing = [name for name in Op.__slots__ if name != "__weakref__" and not hasattr(op, name)]
+            assert not missing, f"{op.kind.name} op lacks {missing}"
+        a.close(), b.close()
