@@ -162,7 +162,7 @@ from time import monotonic
 from typing import Any, Optional
 
 from ..core.backend import Backend
-from ..core.errors import BackendUnavailable, OperationCancelled, os_error
+from ..core.errors import BackendUnavailable, OperationCancelled, normalize, os_error
 from ..core.op import Op, OpKind
 from . import _winsock_cdef as _c
 
@@ -603,6 +603,25 @@ class WinsockBackend(Backend):
         err = self._started(slot, self._issue_send(slot))
         if err is not None:
             self._finish(slot, None, self._error(slot, err))
+
+    def try_send(self, sock: socket.socket, data: Any) -> int:
+        # A plain non-overlapped send on the non-blocking socket; only while no
+        # WSASend of it is in flight (or done but not yet reaped), so that the
+        # bytes keep submission order.
+        for slot in self._by_sock.get(sock, ()):
+            if slot.kind is _SEND:
+                return 0
+        if sock.gettimeout() != 0.0:
+            sock.setblocking(False)  # a socket the caller made: never block the loop
+        try:
+            return sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError as exc:
+            code = getattr(exc, "winerror", None)
+            if code:
+                raise os_error(code, windows=True) from exc
+            raise normalize(exc)
 
     def _issue_send(self, slot: _Slot) -> bool:
         wb = slot.wsabuf

@@ -80,6 +80,20 @@ class Backend:
         or a byte ``memoryview``: ``len()`` is the byte count)."""
         raise NotImplementedError
 
+    def try_send(self, sock: socket.socket, data: Any) -> int:
+        """Send what ``sock`` takes now, without waiting; return the byte count (0
+        if it would block, or if a send op is still pending on ``sock``: the
+        stream keeps submission order). A failed connection raises its
+        ``OSError``, normalised as a send op's error would be. ``data`` is
+        non-empty and whatever the caller passed: a ``TypeError``,
+        ``ValueError`` or ``BufferError`` from the OS call is the core's to
+        explain.
+
+        This default sends nothing, which is always correct (the caller hands
+        the data to :meth:`send`) but never fast; a backend should override it
+        (the conformance suite expects an idle socket to take data at once)."""
+        return 0
+
     def cancel(self, op: Op) -> None:
         """Ask for the pending ``op`` to end; it completes later, cancelled or with
         its real result if it had already finished."""

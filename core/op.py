@@ -50,7 +50,8 @@ class Op:
     ``None``; POST the posted value.
     """
 
-    __slots__ = ("kind", "sock", "buf", "tag", "callback", "nbytes", "_value", "_error", "_bk", "__weakref__")
+    __slots__ = ("kind", "sock", "buf", "tag", "callback", "nbytes", "_value", "_error", "_bk", "_surfaced",
+                 "__weakref__")
 
     def __init__(self, kind: OpKind, sock: Any, buf: Any, tag: Any, callback: Optional[Callback]) -> None:
         # Proactor.recv()/send() set these same fields inline (the per-message path);
@@ -64,6 +65,7 @@ class Op:
         self._value: Any = _PENDING
         self._error: Optional[BaseException] = None
         self._bk: Any = None  # the backend's private per-op state (a view, an OVERLAPPED, a deadline ...)
+        self._surfaced = False  # handed to its callback or returned by wait() (Proactor.resubmit needs it)
 
     @property
     def done(self) -> bool:

@@ -191,7 +191,7 @@ class Proactor:
         # Op.__init__, inlined: this and send() are the per-message path.
         op = _new(Op)
         op.kind = _RECV; op.sock = sock; op.buf = buf; op.tag = tag; op.callback = callback
-        op.nbytes = 0; op._value = _PENDING; op._error = None; op._bk = None
+        op.nbytes = 0; op._value = _PENDING; op._error = None; op._bk = None; op._surfaced = False
         self._pending += 1
         if size:
             self._backend.recv(op)
@@ -218,10 +218,104 @@ class Proactor:
             view = _byte_view(data)
         op = _new(Op)  # Op.__init__, inlined (see recv)
         op.kind = _SEND; op.sock = sock; op.buf = data; op.tag = tag; op.callback = callback
-        op.nbytes = 0; op._value = _PENDING; op._error = None
+        op.nbytes = 0; op._value = _PENDING; op._error = None; op._surfaced = False
         op._bk = view  # the data as flat bytes (len = byte count), for the backend, which may replace it
         self._pending += 1
         if len(view):
+            self._backend.send(op)
+        else:
+            self._complete(op, 0, None)
+        return op
+
+    def try_send(self, sock: socket.socket, data: Any) -> int:
+        """Send what the OS takes at once, without waiting and without an op;
+        returns how many bytes of ``data`` went out: all of them, some (send the
+        rest with :meth:`send`), or 0.
+
+        0 also while a :meth:`send` is still pending on ``sock`` (so the stream
+        keeps submission order) and for empty ``data``; never retry in a loop:
+        hand what is left to :meth:`send`, whose completion says when it is out.
+        The count is in bytes, so slice a byte view with it. A broken connection
+        raises its ``OSError`` at once (``ConnectionResetError`` for a reset or a
+        peer that went away, as a send op would complete); bad arguments raise as
+        for :meth:`send`. Use it on a connected socket, not while its connect is
+        pending. No completion, no callback: the echo-style fast path, where most
+        replies fit the socket buffer (libuv's ``uv_try_write``)::
+
+            sent = px.try_send(sock, view[:n])
+            if sent < n:
+                px.send(sock, view[sent:n], on_sent)
+        """
+        if self._closed or type(sock) is not _SOCKET_TYPE:
+            self._check_sock(sock)
+        try:
+            n = self._backend.try_send(sock, data) if data else 0
+        except OSError:
+            self._check_sock(sock)  # a closed socket fails in the OS call: say so, as the other ops do
+            raise
+        except (TypeError, ValueError, BufferError):  # not flat bytes: a str, a strided view, an int array ...
+            data = _byte_view(data)  # send()'s TypeError for what is not bytes-like; else flat bytes
+            n = self._backend.try_send(sock, data) if len(data) else 0
+        if n:
+            return n
+        # Nothing went out (the OS call may not even have run): the checks it skipped.
+        self._check_sock(sock)
+        _byte_view(data)
+        return 0
+
+    def resubmit(self, op: Op) -> Op:
+        """Submit a finished accept, recv or send op once more, as it was: same
+        socket, buffer (or data), callback and tag. Returns ``op``, pending again;
+        it completes exactly once more, like a new op.
+
+        Allowed once the op's completion has surfaced (its callback ran, or
+        :meth:`wait` returned it); its previous result is then gone. A loop of
+        recvs into one buffer costs no new Op per message (the completion-port
+        habit of reusing an OVERLAPPED)::
+
+            def on_recv(op):
+                if op.nbytes:
+                    consume(buf[:op.nbytes])
+                    px.resubmit(op)
+
+        Raises ``RuntimeError`` for an op still pending or not yet surfaced,
+        ``ValueError`` for a connect, sleep or post op (their operands are not
+        kept) and for a closed socket, ``ProactorClosedError`` once the Proactor
+        is closed. Resubmit an op only to the Proactor that ran it.
+        """
+        if op.kind is _RECV and op._surfaced:  # the per-message path, then the rest
+            buf = op.buf
+            kind = type(buf)
+            size = buf.nbytes if kind is memoryview else len(buf) if kind is bytearray else _writable_size(buf)
+            sock = op.sock
+            if self._closed or sock.fileno() < 0:
+                self._check_sock(sock)
+            # A new Op's fields, as recv() sets them (tests/test_core.py checks all are reset).
+            op.nbytes = 0; op._value = _PENDING; op._error = None; op._bk = None; op._surfaced = False
+            self._pending += 1
+            if size:
+                self._backend.recv(op)
+            else:
+                self._complete(op, 0, None)
+            return op
+        return self._resubmit_other(op)
+
+    def _resubmit_other(self, op: Op) -> Op:
+        kind = op.kind
+        if not op._surfaced:
+            state = "is still pending" if not op.done else "has completed but not surfaced yet"
+            raise RuntimeError(f"resubmit needs an op whose completion surfaced; {op!r} {state}")
+        if kind is not _SEND and kind is not _ACCEPT:
+            raise ValueError(f"resubmit takes an accept, recv or send op, not a {kind.name.lower()} op")
+        self._check_sock(op.sock)
+        data = op.buf
+        view = data if kind is _ACCEPT or type(data) is bytes or type(data) is bytearray else _byte_view(data)
+        op.nbytes = 0; op._value = _PENDING; op._error = None; op._surfaced = False
+        op._bk = None if kind is _ACCEPT else view
+        self._pending += 1
+        if kind is _ACCEPT:
+            self._backend.accept(op)
+        elif len(view):
             self._backend.send(op)
         else:
             self._complete(op, 0, None)
@@ -341,6 +435,8 @@ class Proactor:
             if remaining is not None and monotonic() >= deadline:
                 return out
         self._dispatch(out)
+        for op in out:
+            op._surfaced = True
         return out
 
     def run(self) -> None:
@@ -353,7 +449,9 @@ class Proactor:
         while (self._pending or self._posted) and not self._stopping:
             self._step(None)
             self._dispatch(sink)
-            if sink:
+            if sink:  # ops without a callback: done, and nobody to hand them to
+                for op in sink:
+                    op._surfaced = True
                 sink.clear()
         self._stopping = False
 
@@ -439,8 +537,9 @@ class Proactor:
             self._pending -= 1  # at once: a callback may read pending, or wait itself
             callback = op.callback
             if callback is None:
-                out.append(op)
+                out.append(op)  # surfaced when wait() returns it (or run() drops it)
             else:
+                op._surfaced = True
                 callback(op)
 
     def _dispatch_at_close(self) -> None:
@@ -450,6 +549,7 @@ class Proactor:
         while self._ready:
             op = self._ready.popleft()
             self._pending -= 1
+            op._surfaced = True
             if op.callback is None:
                 continue
             try:

@@ -79,7 +79,7 @@ class EchoServer:
 class _Connection:
     """One client of an EchoServer: recv, (echo,) recv again."""
 
-    __slots__ = ("server", "conn", "buf", "view", "partial")
+    __slots__ = ("server", "conn", "buf", "view", "partial", "reader")
 
     def __init__(self, server: EchoServer, conn: socket.socket) -> None:
         self.server = server
@@ -87,9 +87,10 @@ class _Connection:
         self.buf = bytearray(CHUNK)
         self.view = memoryview(self.buf)
         self.partial = 0  # bytes of the current message seen so far
+        self.reader: Optional[Op] = None  # the one recv op, resubmitted after each message
 
     def read(self) -> None:
-        self.server.px.recv(self.conn, self.buf, callback=self._on_recv)
+        self.reader = self.server.px.recv(self.conn, self.buf, callback=self._on_recv)
 
     def _on_recv(self, op: Op) -> None:
         server = self.server
@@ -110,16 +111,24 @@ class _Connection:
         for _ in range(whole):
             server._say(f"Data Recv Len = {server.size}")
         if server.echo:
-            # The next recv waits for this send: that is the backpressure.
-            server.px.send(self.conn, self.view[:n], callback=self._on_sent)
-        else:
-            self.read()
+            # The reply goes out at once if the socket takes it all (the usual case);
+            # the rest goes as a send op, and the next recv waits for it: that is the
+            # backpressure.
+            try:
+                sent = server.px.try_send(self.conn, self.view[:n])
+            except OSError:
+                self._close()
+                return
+            if sent < n:
+                server.px.send(self.conn, self.view[sent:n], callback=self._on_sent)
+                return
+        server.px.resubmit(op)
 
     def _on_sent(self, op: Op) -> None:
-        if op.exception is not None:
+        if op.exception is not None or self.reader is None:
             self._close()
         else:
-            self.read()
+            self.server.px.resubmit(self.reader)
 
     def _close(self) -> None:
         server = self.server

@@ -282,3 +282,47 @@ def test_instructions_cli_rejects_bad_input(capsys):
         instructions.spec_named("nginx")
     with pytest.raises(SystemExit, match="native code"):
         instructions.spec_named("c-epoll")
+
+
+def test_overlapio_bench_server_echoes_every_byte_when_replies_do_not_fit():
+    # The bench server replies with try_send and falls back to a send op when the
+    # socket takes only part of a reply; a client that writes 8 MiB before it reads
+    # anything forces that path many times. Every byte must come back, in order.
+    import random
+    import socket
+    import threading
+
+    server = subprocess.Popen([sys.executable, str(REPO / "bench" / "servers" / "overlapio_echo.py"),
+                               "--port", "0", "--bufsize", "65536"],
+                              stdout=subprocess.PIPE, env=harness.child_env(), text=True)
+    try:
+        line = server.stdout.readline().split()
+        assert line and line[0] == "READY", line
+        data = random.Random(1).randbytes(8 << 20)
+        with socket.socket() as c:
+            # a small receive buffer, so that the server's replies back up on its side
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            c.settimeout(30)
+            c.connect(("127.0.0.1", int(line[1])))
+            errors = []
+
+            def write():
+                try:
+                    c.sendall(data)
+                except OSError as exc:
+                    errors.append(exc)
+
+            writer = threading.Thread(target=write, daemon=True)
+            writer.start()
+            writer.join(0.5)  # the server's replies back up meanwhile
+            got = bytearray()
+            while len(got) < len(data):
+                chunk = c.recv(1 << 20)
+                assert chunk, f"the server closed after {len(got)} of {len(data)} bytes"
+                got += chunk
+            writer.join(30)
+            assert not errors, errors
+        assert got == data, "the echo is not the bytes sent"
+    finally:
+        server.kill()
+        server.wait()

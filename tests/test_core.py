@@ -348,6 +348,32 @@ def test_first_send_on_a_blocking_socket_does_not_block_the_loop():
         a.close(), b.close()
 
 
+def test_resubmit_resets_every_field_a_new_op_starts_with():
+    # resubmit() resets an op's completion fields inline, as recv() sets them for a
+    # new op: after an error completion, each must be back at its fresh value.
+    from overlapio.core.op import Op
+
+    kept = {"kind", "sock", "buf", "tag", "callback", "__weakref__"}
+    seen = []
+    with overlapio.Proactor() as px:
+        a, b = socket.socketpair()
+        a.sendall(b"data")
+        got = px.recv(b, bytearray(4), seen.append, "t")  # ends with a value
+        cancelled = px.recv(b, bytearray(4), seen.append, "t")  # ends with an error
+        px.cancel(cancelled)
+        sent = px.send(a, b"xy", seen.append, "t")
+        while len(seen) < 3:
+            px.wait(1)
+        assert got.nbytes == 4 and cancelled.cancelled and sent.nbytes == 2
+        px.send(a, bytes(16 << 20))  # stays pending: the resubmitted send queues behind it
+        for op in (got, cancelled, sent):
+            px.resubmit(op)
+            fresh = Op(op.kind, op.sock, op.buf, op.tag, op.callback)
+            for name in set(Op.__slots__) - kept - {"_bk"}:  # (_bk: the backend's, once submitted)
+                assert getattr(op, name) == getattr(fresh, name), f"resubmit left {name} = {getattr(op, name)!r}"
+        px.close(a), px.close(b)
+
+
 def test_inline_ops_set_every_field():
     # recv() and send() build their Op without Op.__init__: each must still set
     # every slot, or reading a field of a fresh op raises AttributeError.

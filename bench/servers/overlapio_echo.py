@@ -1,8 +1,10 @@
 """Echo server: overlapio, completion style (`--backend NAME`, default: platform default).
 
-Accept loop; per connection one preallocated bytearray and memoryview; recv(view) ->
-send(view[:n]) -> on send completion recv again; close on 0 bytes or an error. Exactly
-one op is pending per connection at any time, so the buffer is never shared.
+Accept loop; per connection one preallocated bytearray and memoryview and one recv op:
+recv(view) -> try_send(view[:n]) -> resubmit the recv (or, when the socket took only
+part of the reply, send the rest and resubmit the recv once that completes); close on
+0 bytes or an error. At most one op is pending per connection, so the buffer is never
+shared.
 Callbacks are created once per connection, not per message (keeps the hot path lean).
 ACCEPTS accept ops are kept pending on the listener, as completion-style servers do
 with AcceptEx; with a single pending accept a server takes on one connection per loop
@@ -48,25 +50,37 @@ def main():
 
     def serve(conn):
         view = memoryview(bytearray(bufsize))
-        recv, send = px.recv, px.send
+        send, try_send, resubmit = px.send, px.try_send, px.resubmit
 
         # op.nbytes is a plain attribute, the cheapest test in a hot path: a recv
         # got 0 bytes at end of stream or on an error or cancel; a send succeeded
-        # when all of its bytes went out.
+        # when all of its bytes went out. The reply goes out with try_send (no op
+        # when the socket takes it all, the usual case) and the one recv op is
+        # resubmitted (no new Op per message); only a reply the socket did not take
+        # whole becomes a send op, and the next recv waits for it: the buffer holds
+        # its bytes until then.
         def on_recv(op):
             n = op.nbytes
             if n:
-                send(conn, view[:n], on_send)
+                try:
+                    sent = try_send(conn, view[:n])
+                except OSError:
+                    px.close(conn)
+                    return
+                if sent == n:
+                    resubmit(op)
+                else:
+                    send(conn, view[sent:n], on_send)
             else:
                 px.close(conn)
 
         def on_send(op):
             if op.nbytes == len(op.buf):
-                recv(conn, view, on_recv)
+                resubmit(reader)
             else:
                 px.close(conn)
 
-        recv(conn, view, on_recv)
+        reader = px.recv(conn, view, on_recv)
 
     def on_accept(op):
         try:

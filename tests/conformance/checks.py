@@ -9,6 +9,7 @@ the backend breaks the contract (never hangs: every wait is bounded).
 from __future__ import annotations
 
 import errno
+import select
 import socket
 import time
 
@@ -295,3 +296,109 @@ def check_recv_order(backend) -> None:
         ns = [r.result for r in recvs]
         tail = ns[ns.index(0):] if 0 in ns else []
         assert all(n == 0 for n in tail), f"data after end of stream: {ns}"
+
+
+# -- 7. try_send: at once, never ahead of a pending send ----------------------------------
+def check_try_send_keeps_order(backend) -> None:
+    """``try_send`` sends at once on an idle socket, sends part of a payload larger
+    than the socket takes and nothing while a send op is pending there: the
+    stream is every byte in call order, none lost, none twice."""
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        assert px.try_send(a, b"hello") == 5, "try_send on an idle connected socket sent nothing"
+        assert px.pending == 0, "try_send left an op pending"
+        assert recv_exactly(px, b, 5, drv) == b"hello"
+
+        # more than the socket takes: a part goes, the rest follows through send()
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        big, n = b"", 0
+        while n == len(big):  # (a stack may take a whole chunk while it has room)
+            assert len(big) < 64 << 20, "try_send took 64 MiB for a peer that does not read"
+            chunk = payload(1 << 20, 20 + len(big) // (1 << 20))
+            took = px.try_send(a, chunk)
+            assert 0 <= took <= len(chunk), f"try_send of {len(chunk)} bytes returned {took}"
+            big, n = big + chunk, n + took
+        assert n > 0, "try_send sent nothing on an idle connected socket"
+        rest = px.send(a, memoryview(big)[n:], callback=drv.cb)
+        drv.pump(0.05)
+        assert not drv.seen[rest], "megabytes went out through a 4 KiB send buffer to a peer that does not read"
+        # The peer reads what arrived (behind the Proactor's back, so that the pending
+        # send does not move meanwhile): the sender's buffer has room again, yet
+        # try_send must not jump ahead of the pending send.
+        early = _drain_now(b, a)
+        tail = payload(1000, 21)
+        sent_now = px.try_send(a, tail)
+        assert sent_now == 0, f"try_send sent {sent_now} bytes while a send was pending on the socket"
+        after = px.send(a, tail, callback=drv.cb)
+        got = early + recv_exactly(px, b, len(big) + len(tail) - len(early), drv)
+        drv.wait_for(rest, after)
+        assert len(got) == len(big) + len(tail) and got == big + tail, (
+            "the stream is not try_send's part, then send()'s rest, then the next send")
+        # idle again: try_send goes out at once once more
+        assert px.try_send(a, b"again") == 5
+        assert recv_exactly(px, b, 5, drv) == b"again"
+
+
+def _drain_now(sock: socket.socket, writer: "socket.socket | None" = None) -> bytes:
+    """Read what ``sock`` holds now, directly (it is non-blocking), then wait until
+    ``writer``, the sending end, is writable again."""
+    out = bytearray()
+    deadline = time.monotonic() + harness.LIMIT
+    time.sleep(0.05)
+    while True:
+        try:
+            out += sock.recv(1 << 20)
+        except BlockingIOError:
+            if out:
+                break
+            assert time.monotonic() < deadline, "nothing arrived from a send of megabytes"
+            time.sleep(0.01)
+    if writer is not None:  # until the acknowledgements have made room in its send buffer
+        select.select([], [writer], [], harness.LIMIT)
+    return bytes(out)
+
+
+# -- 8. resubmit: the same op, exactly once more -------------------------------------------
+def check_resubmit_keeps_the_stream(backend) -> None:
+    """A recv op resubmitted from its own callback reads a whole stream into one
+    buffer (every completion surfaces once, every byte once, in order); a send op
+    resubmitted sends its data again; an accept op accepts the next client."""
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        buf = bytearray(1000)
+        got = bytearray()
+        completions = []
+
+        def on_recv(op):
+            completions.append(op.result)
+            if op.result:
+                got.extend(buf[:op.result])
+                assert px.resubmit(op) is op
+                assert not op.done, "a resubmitted op must be pending again"
+
+        r = px.recv(b, buf, callback=on_recv)
+        data = payload(300_000, 22)
+        s = px.send(a, data, callback=drv.cb)
+        drv.wait_for(s)
+        for _ in range(2):  # the same send op, twice more
+            assert px.resubmit(s) is s
+            drv.seen[s] = 0
+            drv.wait_for(s)
+            assert s.result == len(data)
+        px.close(a)
+        drv.wait_until(lambda: completions and completions[-1] == 0, what="end of stream through resubmitted recvs")
+        drv.pump(0.05)
+        assert bytes(got) == data * 3, f"resubmitted recvs read {len(got)} bytes, expected {3 * len(data)}"
+        assert completions.count(0) == 1 and r.result == 0
+
+        listener = px.listen(LOOPBACK)
+        accepted = []
+        acc = px.accept(listener, callback=lambda op: accepted.append(op.result[0]))
+        for i in range(2):
+            drv.wait_for(px.connect(listener.getsockname()))
+            drv.wait_until(lambda: len(accepted) == i + 1, what=f"accept {i + 1} through one accept op")
+            if i == 0:
+                px.resubmit(acc)
+        assert len({c.fileno() for c in accepted}) == 2

@@ -114,6 +114,19 @@ class ResetAsEofBackend(SelectorsBackend):
         super().__init__(filtered)
 
 
+class TrySendJumpsTheQueueBackend(SelectorsBackend):
+    """``try_send`` that ignores the sends queued on the socket: its bytes go out
+    ahead of a send submitted earlier."""
+
+    name = "mutant-try-send-jumps"
+
+    def try_send(self, sock, data):
+        try:
+            return sock.send(data)
+        except BlockingIOError:
+            return 0
+
+
 def test_early_send_completion_is_caught():
     with pytest.raises(AssertionError, match="the send completed but the peer got"):
         checks.check_send_done_means_handed_over(EarlySendBackend)
@@ -148,7 +161,13 @@ def test_reset_reported_as_eof_is_caught():
         checks.check_reset_during_recv(ResetAsEofBackend)
 
 
+def test_try_send_ahead_of_a_pending_send_is_caught():
+    with pytest.raises(AssertionError, match="while a send was pending"):
+        checks.check_try_send_keeps_order(TrySendJumpsTheQueueBackend)
+
+
 @pytest.mark.parametrize("check", [checks.check_exactly_once, checks.check_recv_order,
+                                   checks.check_try_send_keeps_order,
                                    checks.check_send_done_means_handed_over,
                                    checks.check_cancel_race_keeps_data, checks.check_reset_during_recv,
                                    checks.check_close_socket_cancels_pending])
