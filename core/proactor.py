@@ -419,7 +419,8 @@ class Proactor:
         Returns the completed ops that have no callback, in completion order, and
         runs the callbacks of those that have one. With nothing pending it still
         waits (a post from another thread can arrive). An exception raised by a
-        callback propagates; completions not yet dispatched stay for the next call.
+        callback propagates; the completions not yet handed over (those it would have
+        returned included) stay for the next call.
         """
         self._check_open()
         self._thread = get_ident()
@@ -434,7 +435,14 @@ class Proactor:
                 break
             if remaining is not None and monotonic() >= deadline:
                 return out
-        self._dispatch(out)
+        try:
+            self._dispatch(out)
+        except BaseException:
+            # A callback raised: the ops collected for this call go back to the front
+            # of the queue (and count as pending again), so the next call returns them.
+            self._ready.extendleft(reversed(out))
+            self._pending += len(out)
+            raise
         for op in out:
             op._surfaced = True
         return out

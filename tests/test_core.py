@@ -111,13 +111,15 @@ def test_callback_errors_propagate_and_keep_later_completions():
         def boom(op):
             raise ValueError("boom")
         seen = []
+        first = px.post(0)  # no callback: wait() returns it
         px.post(1, callback=boom)
         px.post(2, callback=seen.append)
         with pytest.raises(ValueError, match="boom"):
             px.wait(1)
         assert seen == []  # not lost: dispatched by the next call
-        px.wait(1)
+        assert px.wait(1) == [first]  # nor the op collected before the error
         assert [op.result for op in seen] == [2]
+        assert first._surfaced  # returned: only now may it be resubmitted
 
 
 def test_close_runs_callbacks_that_read_cancelled_results():
