@@ -32,6 +32,7 @@ _SOCKET_TYPE = socket.socket
 _REUSEADDR_IS_SAFE = sys.platform != "win32"
 _MAX_POLL = 86400.0  # seconds: the longest single OS wait
 _PASSES = 4  # a dispatch hands over at most 4x the ops ready when it began (see _dispatch)
+_COMPACT_AFTER = 100  # cancelled timers the heap may hold before it is rebuilt without them (see cancel)
 _new = object.__new__
 _NO_SOCK = object()  # close()'s "no argument" marker: close(None) is a mistake, not "close the proactor"
 
@@ -61,6 +62,7 @@ class Proactor:
         cls = load_backend(backend or default_backend()) if not isinstance(backend, type) else backend
         self._ready: deque[Op] = deque()
         self._timers: list[tuple[float, int, Op]] = []
+        self._timers_cancelled = 0  # heap entries whose sleep was cancelled (skipped when they come up)
         self._seq = itertools.count()
         self._posted: deque[Op] = deque()
         self._wake_sent = False
@@ -368,6 +370,15 @@ class Proactor:
             return False
         if op.kind is _SLEEP:
             self._complete(op, None, OperationCancelled("sleep cancelled"))  # its heap entry is skipped later
+            self._timers_cancelled += 1
+            timers = self._timers
+            if self._timers_cancelled > _COMPACT_AFTER and 2 * self._timers_cancelled > len(timers):
+                # Mostly cancelled (a timeout per op that nearly always finishes first):
+                # rebuild without them, or the heap grows with every guarded op until
+                # their deadlines pass. Amortised O(1) per cancel.
+                timers[:] = [entry for entry in timers if not entry[2].done]
+                heapq.heapify(timers)
+                self._timers_cancelled = 0
         else:
             self._backend.cancel(op)
         return True
@@ -400,6 +411,7 @@ class Proactor:
                 if not op.done:
                     self._complete(op, None, OperationCancelled("proactor closed"))
             self._timers.clear()
+            self._timers_cancelled = 0
             self._collect_posts()  # posts made before the close still complete, with their value
             for owned in list(self._owned):
                 owned.close()
@@ -498,6 +510,7 @@ class Proactor:
             now = monotonic()
             while timers and timers[0][2].done:  # drop cancelled timers
                 heapq.heappop(timers)
+                self._timers_cancelled -= 1
             if timers:
                 until = timers[0][0] - now
                 if until <= 0:
@@ -519,6 +532,8 @@ class Proactor:
                 op = heapq.heappop(timers)[2]
                 if not op.done:
                     self._complete(op, None, None)
+                else:
+                    self._timers_cancelled -= 1
         if self._wake_sent or self._posted:
             self._wake_sent = False  # cleared before draining: a racing post() wakes us again
             self._collect_posts()

@@ -376,6 +376,23 @@ def test_resubmit_resets_every_field_a_new_op_starts_with():
         px.close(a), px.close(b)
 
 
+def test_cancelled_timers_do_not_pile_up_in_the_heap():
+    # A timeout guarding each op, cancelled when the op wins: 10,000 cancelled 60 s
+    # sleeps must not stay queued until their deadlines. The live timers still fire,
+    # in deadline order, and every cancelled one surfaces once.
+    seen = []
+    with overlapio.Proactor() as px:
+        live = [px.sleep(0.02, seen.append, "b"), px.sleep(0.01, seen.append, "a")]
+        for _ in range(10_000):
+            px.cancel(px.sleep(60, seen.append))
+        assert len(px._timers) < 300, f"{len(px._timers)} heap entries for 2 live timers"
+        while len(seen) < 10_002:
+            px.wait(1)
+        assert [op.tag for op in seen if not op.cancelled] == ["a", "b"]
+        assert sum(op.cancelled for op in seen) == 10_000 and len(set(map(id, seen))) == 10_002
+        assert all(op.done and not op.cancelled for op in live)
+
+
 def test_inline_ops_set_every_field():
     # recv() and send() build their Op without Op.__init__: each must still set
     # every slot, or reading a field of a fresh op raises AttributeError.
