@@ -251,18 +251,22 @@ class Proactor:
         if self._closed or type(sock) is not _SOCKET_TYPE:
             self._check_sock(sock)
         try:
-            n = self._backend.try_send(sock, data) if data else 0
+            n = self._backend.try_send(sock, data) if data else None
         except OSError:
             self._check_sock(sock)  # a closed socket fails in the OS call: say so, as the other ops do
             raise
-        except (TypeError, ValueError, BufferError):  # not flat bytes: a str, a strided view, an int array ...
-            data = _byte_view(data)  # send()'s TypeError for what is not bytes-like; else flat bytes
-            n = self._backend.try_send(sock, data) if len(data) else 0
+        except Exception:  # data's truth test or the OS call refused it: a str, a strided view ...
+            if type(data) is memoryview and data.ndim == 1 and data.itemsize == 1 and data.c_contiguous:
+                raise  # flat bytes already: not a matter of converting
+            return self.try_send(sock, _byte_view(data))  # flat bytes now, or send()'s TypeError
         if n:
             return n
-        # Nothing went out (the OS call may not even have run): the checks it skipped.
+        # Nothing went out, perhaps without an OS call (a send op was queued, or data
+        # tested false): the checks that call would have made.
         self._check_sock(sock)
-        _byte_view(data)
+        flat = _byte_view(data)  # send()'s TypeError for what is not bytes-like
+        if n is None and flat.nbytes:  # false yet not empty (an array of zeros, say)
+            return self.try_send(sock, flat)
         return 0
 
     def resubmit(self, op: Op) -> Op:
@@ -283,7 +287,8 @@ class Proactor:
         Raises ``RuntimeError`` for an op still pending or not yet surfaced,
         ``ValueError`` for a connect, sleep or post op (their operands are not
         kept) and for a closed socket, ``ProactorClosedError`` once the Proactor
-        is closed. Resubmit an op only to the Proactor that ran it.
+        is closed. Resubmit an op only to the Proactor that ran it, and leave its
+        ``sock`` and ``buf`` as they were submitted (they are checked then).
         """
         if op.kind is _RECV and op._surfaced:  # the per-message path, then the rest
             buf = op.buf
@@ -450,10 +455,14 @@ class Proactor:
         try:
             self._dispatch(out)
         except BaseException:
-            # A callback raised: the ops collected for this call go back to the front
-            # of the queue (and count as pending again), so the next call returns them.
-            self._ready.extendleft(reversed(out))
-            self._pending += len(out)
+            if self._closed:  # the callback closed the Proactor: nothing will return them
+                for op in out:
+                    op._surfaced = True
+            else:
+                # A callback raised: the ops collected for this call go back to the front
+                # of the queue (and count as pending again), so the next call returns them.
+                self._ready.extendleft(reversed(out))
+                self._pending += len(out)
             raise
         for op in out:
             op._surfaced = True
@@ -468,11 +477,13 @@ class Proactor:
         sink: list[Op] = []
         while (self._pending or self._posted) and not self._stopping:
             self._step(None)
-            self._dispatch(sink)
-            if sink:  # ops without a callback: done, and nobody to hand them to
-                for op in sink:
-                    op._surfaced = True
-                sink.clear()
+            try:
+                self._dispatch(sink)
+            finally:
+                if sink:  # ops without a callback: done, and nobody to hand them to
+                    for op in sink:
+                        op._surfaced = True
+                    sink.clear()
         self._stopping = False
 
     # -- internals -----------------------------------------------------------------

@@ -2,6 +2,8 @@
 again): the per-message fast path, on every backend."""
 from __future__ import annotations
 
+import array
+
 import pytest
 
 from overlapio import ProactorClosedError
@@ -39,9 +41,14 @@ def test_try_send_refuses_bad_arguments(px):
     closed.close()
     with pytest.raises(ValueError, match="socket is closed"):
         px.try_send(closed, b"x")
+    with pytest.raises(ValueError, match="socket is closed"):
+        px.try_send(closed, array.array("B", b"abc"))  # (converted to bytes before the OS call)
     assert px.try_send(a, b"") == 0
-    assert px.try_send(a, memoryview(bytearray(b"ok"))) == 2  # any bytes-like object
-    assert recv_exactly(px, b, 2, drv) == b"ok"
+    # any bytes-like object; the count is in bytes
+    assert px.try_send(a, memoryview(bytearray(b"ok"))) == 2
+    assert px.try_send(a, array.array("i", [1, 2])) == 8
+    assert px.try_send(a, memoryview(bytearray(b"2-dim!")).cast("B", (2, 3))) == 6
+    assert recv_exactly(px, b, 16, drv) == b"ok" + array.array("i", [1, 2]).tobytes() + b"2-dim!"
 
 
 def test_resubmit_keeps_the_stream(backend):
