@@ -79,7 +79,7 @@ class EchoServer:
 class _Connection:
     """One client of an EchoServer: recv, (echo,) recv again."""
 
-    __slots__ = ("server", "conn", "buf", "view", "partial", "reader")
+    __slots__ = ("server", "conn", "buf", "view", "partial")
 
     def __init__(self, server: EchoServer, conn: socket.socket) -> None:
         self.server = server
@@ -87,10 +87,9 @@ class _Connection:
         self.buf = bytearray(CHUNK)
         self.view = memoryview(self.buf)
         self.partial = 0  # bytes of the current message seen so far
-        self.reader: Optional[Op] = None  # the one recv op, resubmitted after each message
 
     def read(self) -> None:
-        self.reader = self.server.px.recv(self.conn, self.buf, callback=self._on_recv)
+        self.server.px.recv(self.conn, self.buf, callback=self._on_recv)
 
     def _on_recv(self, op: Op) -> None:
         server = self.server
@@ -119,16 +118,16 @@ class _Connection:
             except OSError:
                 self._close()
                 return
-            if sent < n:
-                server.px.send(self.conn, self.view[sent:n], callback=self._on_sent)
+            if sent < n:  # the recv op rides along as the send's tag, to be resubmitted
+                server.px.send(self.conn, self.view[sent:n], callback=self._on_sent, tag=op)
                 return
         server.px.resubmit(op)
 
     def _on_sent(self, op: Op) -> None:
-        if op.exception is not None or self.reader is None:
+        if op.exception is not None:
             self._close()
         else:
-            self.server.px.resubmit(self.reader)
+            self.server.px.resubmit(op.tag)  # the recv op that waited for this send
 
     def _close(self) -> None:
         server = self.server

@@ -114,3 +114,47 @@ def test_client_that_never_reads_cannot_grow_server_memory():
         assert after - before < 8 * 1024, f"server RSS grew by {after - before} KiB after taking {sent} bytes"
         # It still serves others meanwhile.
         assert _exchange(srv.port, clients=2, per_client=10_000, seed=3) == [10_000] * 2
+
+
+def test_reading_resumes_after_a_reply_the_socket_took_only_in_part(monkeypatch):
+    # The echo goes out with try_send; what the socket does not take goes as a send
+    # op, and the connection's recv op is resubmitted only once that send is done.
+    # A client that writes 8 MiB before it reads forces that path; every byte must
+    # come back, in order.
+    import threading
+
+    from overlapio import demos
+
+    resumed = []
+    on_sent = demos._Connection._on_sent
+    monkeypatch.setattr(demos._Connection, "_on_sent", lambda self, op: (resumed.append(op), on_sent(self, op)))
+    data = random.Random(3).randbytes(8 * MIB)
+    got = bytearray()
+    with overlapio.Proactor() as px:
+        listener = px.listen(("127.0.0.1", 0))
+        demos.EchoServer(px, listener, echo=True, out=None)
+
+        def client() -> None:
+            try:
+                with socket.socket() as c:
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+                    c.settimeout(30)
+                    c.connect(listener.getsockname())
+                    writer = threading.Thread(target=c.sendall, args=(data,), daemon=True)
+                    writer.start()
+                    writer.join(0.5)  # the echo backs up on the server's side meanwhile
+                    while len(got) < len(data):
+                        chunk = c.recv(MIB)
+                        if not chunk:
+                            break
+                        got.extend(chunk)
+                    writer.join(30)
+            finally:
+                px.post(None, lambda _op: px.stop())
+
+        thread = threading.Thread(target=client)
+        thread.start()
+        px.run()
+        thread.join()
+    assert len(got) == len(data) and got == data, f"{len(got)} of {len(data)} bytes came back intact"
+    assert resumed, "no reply went out in part: the path under test did not run"
