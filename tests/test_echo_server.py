@@ -140,9 +140,22 @@ def test_reading_resumes_after_a_reply_the_socket_took_only_in_part(monkeypatch)
                     c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
                     c.settimeout(30)
                     c.connect(listener.getsockname())
-                    writer = threading.Thread(target=c.sendall, args=(data,), daemon=True)
+                    sent = [0]
+
+                    def write() -> None:
+                        view = memoryview(data)
+                        while sent[0] < len(view):
+                            sent[0] += c.send(view[sent[0]:sent[0] + 65536])
+
+                    writer = threading.Thread(target=write, daemon=True)
                     writer.start()
-                    writer.join(0.5)  # the echo backs up on the server's side meanwhile
+                    # Read nothing until the writer stalls: the server stopped reading,
+                    # which it does only while a reply waits in a send op. (A fixed pause
+                    # was not enough on a loaded machine.)
+                    seen, deadline = -1, time.monotonic() + 20
+                    while sent[0] != seen and sent[0] < len(data) and time.monotonic() < deadline:
+                        seen = sent[0]
+                        time.sleep(0.3)
                     while len(got) < len(data):
                         chunk = c.recv(MIB)
                         if not chunk:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import winetools
@@ -19,6 +21,9 @@ def wine():
         pytest.skip(reason)
     prefix = winetools.prefix_dir()
     env = winetools.wine_env(prefix)
+    if os.environ.get("OVERLAPIO_REQUIRE_FRESH_WINEPREFIX") == "1" and prefix.exists():
+        # .ci/run asks for a prefix made by this run: creating one is part of what CI checks
+        pytest.fail("OVERLAPIO_REQUIRE_FRESH_WINEPREFIX=1 but %s already exists" % prefix)
     winetools.ensure_prefix(prefix, env)
     started = winetools.start_wineserver(env)
     yield env
@@ -29,8 +34,6 @@ def wine():
 def pytest_runtest_makereport(item, call):
     """With OVERLAPIO_REQUIRE_WINDOWS_CHECKS=1 (set by .ci/run) a skipped
     ``wine`` test is a failure: CI must run every Windows verification layer."""
-    import os
-
     if call.when != "setup" or os.environ.get("OVERLAPIO_REQUIRE_WINDOWS_CHECKS") != "1":
         return None
     if item.get_closest_marker("wine") is None or call.excinfo is None:

@@ -1,6 +1,6 @@
 """Finding and driving the Windows toolchain here: mingw-w64 to build, Wine to run.
 
-One Wine prefix is shared by every test and every run (creating one costs ~8 s and
+One Wine prefix is shared by every test and every run (creating one costs ~12 s and
 ~700 MB): ``$OVERLAPIO_WINEPREFIX``, else ``$XDG_CACHE_HOME/overlapio-wine``, else
 ``~/.cache/overlapio-wine``.
 """
@@ -85,13 +85,27 @@ def _run_to_files(argv: list[str], env: dict[str, str], timeout: float, cwd: str
 
 
 def ensure_prefix(prefix: Path, env: dict[str, str]) -> None:
-    """Create the prefix once (wineboot); later runs find system.reg and skip this."""
-    if (prefix / "system.reg").is_file():
-        return
+    """Create the prefix once; later runs find system.reg and skip this.
+
+    ``wineboot -i`` returns while the wineserver it started still holds the new
+    registry in memory: system.reg is written only when that server exits. So
+    wait for it (``wineserver -w``) before looking. A lock keeps two test runs
+    sharing one prefix from booting it at the same time.
+    """
+    import fcntl
+
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    _run_to_files([wine_binary(), "wineboot", "-i"], env, timeout=300)
-    if not (prefix / "system.reg").is_file():
-        raise RuntimeError("wineboot did not create a prefix in %s" % prefix)
+    with open(prefix.parent / (prefix.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (prefix / "system.reg").is_file():
+            return
+        boot = _run_to_files([wine_binary(), "wineboot", "-i"], env, timeout=300)
+        subprocess.run([wineserver_binary(), "-w"], env=env, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120,
+                       check=False)
+        if not (prefix / "system.reg").is_file():
+            raise RuntimeError("wineboot did not create a prefix in %s (exit %s): %s"
+                               % (prefix, boot.returncode, (boot.stderr or boot.stdout)[-2000:]))
 
 
 def start_wineserver(env: dict[str, str]) -> bool:
