@@ -70,8 +70,8 @@ class SelectorsBackend(Backend):
             return "the POSIX backend needs a POSIX system (use 'winsock' on Windows)"
         return None
 
-    def __init__(self, complete: Any) -> None:
-        super().__init__(complete)
+    def __init__(self, complete: Any, ready: Any = None) -> None:
+        super().__init__(complete, ready)
         self._sel = selectors.DefaultSelector()
         # By socket object, not descriptor number: the per-message lookup needs no
         # fileno() call. Sockets closed behind our back (sock.close() rather than
@@ -148,7 +148,7 @@ class SelectorsBackend(Backend):
         st = self._socks.get(sock) or self._state(sock)  # (_state's fast path, inlined)
         if not st.sends:
             # Nothing queued ahead: try at once; most sends finish here.
-            view = op._bk
+            view = op._view
             try:
                 n = sock.send(view)
             except (BlockingIOError, InterruptedError):
@@ -186,6 +186,7 @@ class SelectorsBackend(Backend):
                 queue.remove(op)
             except ValueError:
                 continue
+            op._bk = None
             self._complete(op, None, OperationCancelled())
             self._touch(st)
             return
@@ -218,6 +219,7 @@ class SelectorsBackend(Backend):
         st.sends.clear()
         st.connect = None
         for op in pending:
+            op._bk = None
             self._complete(op, None, OperationCancelled(why))
 
     # -- the loop ------------------------------------------------------------
@@ -301,21 +303,23 @@ class SelectorsBackend(Backend):
         sock = st.sock
         while sends:
             op = sends[0]
-            view = op._bk
-            if type(view) is not memoryview:
-                view = op._bk = memoryview(view)  # slices of it must not copy
+            view = op._bk  # our memoryview of the data: slices of it must not copy
+            if view is None:
+                view = op._bk = memoryview(op._view)
             try:
                 n = sock.send(view[op.nbytes:])
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
                 sends.popleft()
+                op._bk = None  # (a view pins a bytearray's size: let it go with the op)
                 self._complete(op, None, normalize(exc))
                 continue
             op.nbytes += n
             if op.nbytes < len(view):
                 return  # the kernel buffer is full
             sends.popleft()
+            op._bk = None
             self._complete(op, op.nbytes, None)
 
     def _do_accepts(self, st: _Sock) -> None:

@@ -303,8 +303,8 @@ class WinsockBackend(Backend):
             return f"cannot load the Winsock API: {exc}"
         return None
 
-    def __init__(self, complete: Any) -> None:
-        super().__init__(complete)
+    def __init__(self, complete: Any, ready: Any = None) -> None:
+        super().__init__(complete, ready)
         self.api = api = self._load_api()
         self.ffi = ffi = api.ffi
         self._null = ffi.NULL
@@ -595,7 +595,7 @@ class WinsockBackend(Backend):
             self._finish(slot, None, self._error(slot, err))
 
     def send(self, op: Op) -> None:
-        data = op._bk if isinstance(op._bk, memoryview) else op.buf  # the core's flat byte view
+        data = op._view  # the core's flat bytes
         slot = self._slot(op, op.sock, _SEND)
         pin = slot.pin = self.ffi.from_buffer("char[]", data)
         slot.total = len(pin)

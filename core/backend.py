@@ -1,26 +1,81 @@
-"""The Backend contract: the only platform-specific room.
+"""The Backend contract: the only platform-specific room, and everything a backend
+author needs to know about the core.
 
-A backend performs socket ops and reports each one finished exactly once by
-calling ``complete(op, value, error)``, the function the Proactor hands it. A
-recv or send that succeeded may take the fast path instead: set ``op.nbytes``
-and ``op._value`` to the byte count and append the op to ``self._ready`` (the
-Proactor's ready queue), which is what ``complete`` would do, minus a call per
-message. Every other completion goes through ``complete``.
-Timers, ``post()``, callback dispatch, argument checking and bookkeeping live in
-the core, once, not in every backend. docs/semantics.md is the full contract the
-conformance suite checks.
+Division of labour
+==================
+The core (:class:`~overlapio.Proactor`) checks arguments, counts ops, runs timers
+(``sleep`` and every op's ``timeout=``), ``post()``, cancellation of timers,
+callback dispatch and socket ownership -- once, not in every backend. A backend
+performs socket ops and reports each one finished exactly once. It never raises
+out of a submit method for an I/O failure: an I/O failure is a completion.
+docs/semantics.md is the full contract the conformance suite checks
+(``python -m pytest tests/conformance --backend-class pkg.module:YourBackend``).
 
-Rules a backend keeps:
-- ``complete`` may be called from inside a submit method (an op the OS finished
-  at once); the core still surfaces it only from ``wait()``/``run()``.
-- ``complete`` is only ever called on the Proactor's thread (inside a method the
-  core called); only ``wakeup()`` is called from other threads.
-- ``cancel(op)`` asks; the op completes later (cancelled, or with its real result
-  if it had already finished: no data is ever lost to a cancel).
+Construction
+============
+``Backend(complete, ready)``, called by the Proactor (a subclass that overrides
+``__init__`` must pass both on to ``super().__init__``):
+
+- ``complete(op, value, error)`` -- the one general way to finish an op: ``error``
+  is ``None`` for success (``value`` is then the result), else an exception
+  (``value`` is ignored). Call it only on the Proactor's thread, from inside a
+  method the core called (it may be inside the submit method itself: the core
+  still surfaces the op only later, from ``wait()``/``run()``).
+- ``ready`` -- the Proactor's ready queue (a ``collections.deque``), kept as
+  ``self._ready``: the *fast path*. A recv or send that succeeded may be finished
+  by ``op.nbytes = op._value = n; self._ready.append(op)``, which is all that
+  ``complete`` does for it, minus a call per message. Nothing else may take the
+  fast path (accept and connect results need the core's bookkeeping; errors and
+  cancellations go through ``complete``). Never read from, reorder or clear it.
+
+A backend written for the earlier one-argument constructor (``__init__(self,
+complete)``) still works: the Proactor sees the signature, calls ``cls(complete)``
+and sets ``_ready`` afterwards, with a ``DeprecationWarning``.
+
+The Op, seen from a backend
+===========================
+Read, never write (the core set them): ``op.kind``, ``op.sock``, ``op.buf`` (the
+recv buffer, or the send data exactly as the caller gave it), ``op.callback``,
+``op.tag``, and ``op._view``: for a send, the data as flat bytes (``bytes``,
+``bytearray`` or a 1-D byte ``memoryview``; ``len()`` is the byte count) -- send
+this, not ``op.buf``.
+
+Write: ``op.nbytes`` (bytes transferred so far; for a send that ends cancelled or
+failed, how many of its bytes the OS took), and ``op._value`` only on the fast
+path above.
+
+Yours: ``op._bk``, the backend's private per-op slot (a memoryview for partial
+sends, an OVERLAPPED slot, a submission queue entry ...). The core sets it to
+``None`` whenever the op is submitted (and again when it is resubmitted) and
+never reads it. Release what it holds before completing the op if it pins
+memory.
+
+The core's own slots, never touched by a backend: ``_error``, ``_inflight`` (the
+Proactor the op is in flight in), and ``_value`` outside the fast path. Timeouts
+and posted values are kept by the core outside the op.
+
+An op is submitted again with ``Proactor.resubmit`` only after it completed and
+surfaced: the backend then sees the same Op object in ``recv``/``send``/``accept``
+once more, exactly as if it were new.
+
+Rules a backend keeps
+=====================
+- Each op is completed exactly once per submission, with its real outcome.
+- ``complete``/``ready`` only on the Proactor's thread; only ``wakeup()`` is
+  called from other threads (and from signal handlers: keep it lock-free, or at
+  least never block on a lock the interrupted thread may hold).
+- ``cancel(op)`` asks; the op completes later or at once (cancelled, with an
+  ``OperationCancelled``, or with its real result if it had already finished: no
+  data is ever lost to a cancel). The core turns the cancellation of an op whose
+  ``timeout=`` ran out into a ``TimeoutError`` itself; a backend does nothing
+  special for timeouts.
 - ``close_socket(sock)`` completes every op pending on ``sock`` (cancelled), then
   closes it so that the peer sees an orderly close.
 - ``close()`` completes every op still pending (cancelled) and releases every
-  descriptor, handle and event the backend holds.
+  descriptor, handle, event and thread the backend holds.
+- Errors are reported as the ``OSError`` subclasses of ``overlapio.core.errors``
+  (``os_error(code)``, ``normalize(exc)``): the same class for the same situation
+  on every backend.
 """
 from __future__ import annotations
 
@@ -45,10 +100,13 @@ class Backend:
         (saying what is missing)."""
         return None
 
-    def __init__(self, complete: Complete) -> None:
+    def __init__(self, complete: Complete, ready: "Optional[deque[Op]]" = None) -> None:
+        """``complete`` and ``ready`` as the module doc says. ``ready`` is optional
+        only for subclasses still written to the one-argument constructor (the
+        Proactor sets ``_ready`` for them afterwards)."""
         self._complete = complete
-        #: the Proactor's ready queue (set by the Proactor), for the fast path above
-        self._ready: "deque[Op]" = deque()
+        #: the Proactor's ready queue: the fast path for a successful recv or send
+        self._ready: "deque[Op]" = deque() if ready is None else ready
 
     # -- sockets ------------------------------------------------------------
     def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
@@ -61,9 +119,9 @@ class Backend:
 
     # -- ops (the core has checked the arguments) ---------------------------------
     def accept(self, op: Op) -> None:
-        """Accept one connection on the listener ``op.sock``; value ``(conn, address)``
-        with ``conn`` prepared for this backend. A client that resets before it is
-        accepted must not fail the op."""
+        """Accept one connection on ``op.sock`` (a listening socket); value
+        ``(conn, address)`` with ``conn`` prepared for this backend. A client that
+        resets before it is accepted must not fail the op."""
         raise NotImplementedError
 
     def connect(self, op: Op, address: Any) -> None:
@@ -71,23 +129,22 @@ class Backend:
         raise NotImplementedError
 
     def recv(self, op: Op) -> None:
-        """Receive into ``op.buf`` (a non-empty writable buffer)."""
+        """Receive into ``op.buf`` (a non-empty writable buffer); value: the byte
+        count, 0 at end of stream."""
         raise NotImplementedError
 
     def send(self, op: Op) -> None:
-        """Send all of ``op.buf`` (non-empty); value: its length in bytes.
-        On entry ``op._bk`` holds the data as flat bytes (``bytes``, ``bytearray``
-        or a byte ``memoryview``: ``len()`` is the byte count)."""
+        """Send all of ``op._view`` (non-empty flat bytes: ``len()`` is the byte
+        count); value: that length. Partial sends are the backend's business."""
         raise NotImplementedError
 
     def try_send(self, sock: socket.socket, data: Any) -> int:
         """Send what ``sock`` takes now, without waiting; return the byte count (0
         if it would block, or if a send op is still pending on ``sock``: the
-        stream keeps submission order). A failed connection raises its
-        ``OSError``, normalised as a send op's error would be. ``data`` is
-        non-empty and whatever the caller passed: a ``TypeError``,
-        ``ValueError`` or ``BufferError`` from the OS call is the core's to
-        explain.
+        stream keeps submission order). ``data`` is non-empty flat bytes, checked
+        by the core (``bytes``, ``bytearray`` or a 1-D byte ``memoryview``). A
+        failed connection raises its ``OSError``, normalised as a send op's error
+        would be.
 
         This default sends nothing, which is always correct (the caller hands
         the data to :meth:`send`) but never fast; a backend should override it
@@ -95,8 +152,8 @@ class Backend:
         return 0
 
     def cancel(self, op: Op) -> None:
-        """Ask for the pending ``op`` to end; it completes later, cancelled or with
-        its real result if it had already finished."""
+        """Ask for the pending ``op`` to end; it completes later (or at once),
+        cancelled or with its real result if it had already finished."""
         raise NotImplementedError
 
     def close_socket(self, sock: socket.socket) -> None:
@@ -112,7 +169,8 @@ class Backend:
         raise NotImplementedError
 
     def wakeup(self) -> None:
-        """Make a blocked (or the next) ``poll()`` return soon. Thread-safe."""
+        """Make a blocked (or the next) ``poll()`` return soon. Thread-safe, and
+        safe from a signal handler."""
         raise NotImplementedError
 
     def close(self) -> None:

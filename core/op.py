@@ -50,8 +50,10 @@ class Op:
     ``None``; POST the posted value.
     """
 
-    __slots__ = ("kind", "sock", "buf", "tag", "callback", "nbytes", "_value", "_error", "_bk", "_surfaced",
-                 "__weakref__")
+    # The core's slots and the backend's: core/backend.py documents who may read and
+    # write each one.
+    __slots__ = ("kind", "sock", "buf", "tag", "callback", "nbytes", "_value", "_error", "_inflight", "_view",
+                 "_bk", "__weakref__")
 
     def __init__(self, kind: OpKind, sock: Any, buf: Any, tag: Any, callback: Optional[Callback]) -> None:
         # Proactor.recv()/send() set these same fields inline (the per-message path);
@@ -64,8 +66,11 @@ class Op:
         self.nbytes = 0
         self._value: Any = _PENDING
         self._error: Optional[BaseException] = None
-        self._bk: Any = None  # the backend's private per-op state (a view, an OVERLAPPED, a deadline ...)
-        self._surfaced = False  # handed to its callback or returned by wait() (Proactor.resubmit needs it)
+        # core: the Proactor the op was submitted to, until it surfaces (handed to its
+        # callback or returned by wait()); None before and after. resubmit and cancel read it.
+        self._inflight: Any = None
+        self._view: Any = None  # core: a send's data as flat bytes (what the backend sends)
+        self._bk: Any = None  # the backend's own per-op state; the core only resets it to None
 
     @property
     def done(self) -> bool:

@@ -9,10 +9,12 @@ posts from other threads. Completions are consumed either way, same engine:
 from __future__ import annotations
 
 import heapq
+import inspect
 import itertools
 import socket
 import sys
 import threading
+import warnings
 import weakref
 from threading import get_ident
 from collections import deque
@@ -64,7 +66,7 @@ class Proactor:
         self._timers: list[tuple[float, int, Op]] = []
         self._timers_cancelled = 0  # heap entries whose sleep was cancelled (skipped when they come up)
         self._seq = itertools.count()
-        self._posted: deque[Op] = deque()
+        self._posted: "deque[tuple[Op, Any]]" = deque()  # (post op, its value), from any thread
         self._wake_sent = False
         self._pending = 0  # ops submitted (and posts collected) not yet dispatched
         self._closed = False
@@ -74,8 +76,7 @@ class Proactor:
         self._connect_socks: set[Op] = set()  # connect ops whose socket connect() made
         self._lock = threading.Lock()  # guards close() against a racing post()
         self._thread = get_ident()  # the thread that waits (set again by wait() and run())
-        self._backend: Backend = cls(self._complete)
-        self._backend._ready = self._ready  # the fast path of complete() (see Backend)
+        self._backend: Backend = _make_backend(cls, self._complete, self._ready)
         self.backend_name: str = cls.name
 
     # -- context manager ---------------------------------------------------------
@@ -137,7 +138,7 @@ class Proactor:
         """
         self._check_sock(listener)
         _check_callback(callback)
-        op = Op(_ACCEPT, listener, None, tag, callback)
+        op = self._op(_ACCEPT, listener, tag, callback)
         self._pending += 1
         self._backend.accept(op)
         return op
@@ -160,11 +161,11 @@ class Proactor:
             if sock_made:
                 sock = self.socket(_family_of(resolved))
         except OSError as exc:  # an unknown host, or out of descriptors: I/O errors, so a completion
-            op = Op(_CONNECT, sock, None, tag, callback)
+            op = self._op(_CONNECT, sock, tag, callback)
             self._pending += 1
             self._complete(op, None, exc)
             return op
-        op = Op(_CONNECT, sock, None, tag, callback)
+        op = self._op(_CONNECT, sock, tag, callback)
         if sock_made:
             self._connect_socks.add(op)
         self._pending += 1
@@ -193,7 +194,7 @@ class Proactor:
         # Op.__init__, inlined: this and send() are the per-message path.
         op = _new(Op)
         op.kind = _RECV; op.sock = sock; op.buf = buf; op.tag = tag; op.callback = callback
-        op.nbytes = 0; op._value = _PENDING; op._error = None; op._bk = None; op._surfaced = False
+        op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._view = None; op._bk = None
         self._pending += 1
         if size:
             self._backend.recv(op)
@@ -220,8 +221,7 @@ class Proactor:
             view = _byte_view(data)
         op = _new(Op)  # Op.__init__, inlined (see recv)
         op.kind = _SEND; op.sock = sock; op.buf = data; op.tag = tag; op.callback = callback
-        op.nbytes = 0; op._value = _PENDING; op._error = None; op._surfaced = False
-        op._bk = view  # the data as flat bytes (len = byte count), for the backend, which may replace it
+        op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._view = view; op._bk = None
         self._pending += 1
         if len(view):
             self._backend.send(op)
@@ -250,23 +250,18 @@ class Proactor:
         """
         if self._closed or type(sock) is not _SOCKET_TYPE:
             self._check_sock(sock)
+        kind = type(data)  # the backend gets flat bytes, as send()'s does (the same test)
+        if not ((kind is memoryview and data.c_contiguous and data.itemsize == 1 and data.ndim == 1)
+                or kind is bytes or kind is bytearray):
+            data = _byte_view(data)
         try:
-            n = self._backend.try_send(sock, data) if data else None
+            n = self._backend.try_send(sock, data) if len(data) else 0
         except OSError:
             self._check_sock(sock)  # a closed socket fails in the OS call: say so, as the other ops do
             raise
-        except Exception:  # data's truth test or the OS call refused it: a str, a strided view ...
-            if type(data) is memoryview and data.ndim == 1 and data.itemsize == 1 and data.c_contiguous:
-                raise  # flat bytes already: not a matter of converting
-            return self.try_send(sock, _byte_view(data))  # flat bytes now, or send()'s TypeError
         if n:
             return n
-        # Nothing went out, perhaps without an OS call (a send op was queued, or data
-        # tested false): the checks that call would have made.
-        self._check_sock(sock)
-        flat = _byte_view(data)  # send()'s TypeError for what is not bytes-like
-        if n is None and flat.nbytes:  # false yet not empty (an array of zeros, say)
-            return self.try_send(sock, flat)
+        self._check_sock(sock)  # nothing went out, perhaps without an OS call: the checks it would make
         return 0
 
     def resubmit(self, op: Op) -> Op:
@@ -290,7 +285,7 @@ class Proactor:
         is closed. Resubmit an op only to the Proactor that ran it, and leave its
         ``sock`` and ``buf`` as they were submitted (they are checked then).
         """
-        if op.kind is _RECV and op._surfaced:  # the per-message path, then the rest
+        if op.kind is _RECV and op._inflight is None:  # the per-message path, then the rest
             buf = op.buf
             kind = type(buf)
             size = buf.nbytes if kind is memoryview else len(buf) if kind is bytearray else _writable_size(buf)
@@ -298,7 +293,7 @@ class Proactor:
             if self._closed or sock.fileno() < 0:
                 self._check_sock(sock)
             # A new Op's fields, as recv() sets them (tests/test_core.py checks all are reset).
-            op.nbytes = 0; op._value = _PENDING; op._error = None; op._bk = None; op._surfaced = False
+            op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._bk = None
             self._pending += 1
             if size:
                 self._backend.recv(op)
@@ -309,7 +304,7 @@ class Proactor:
 
     def _resubmit_other(self, op: Op) -> Op:
         kind = op.kind
-        if not op._surfaced:
+        if op._inflight is not None:
             state = "is still pending" if not op.done else "has completed but not surfaced yet"
             raise RuntimeError(f"resubmit needs an op whose completion surfaced; {op!r} {state}")
         if kind is not _SEND and kind is not _ACCEPT:
@@ -317,8 +312,8 @@ class Proactor:
         self._check_sock(op.sock)
         data = op.buf
         view = data if kind is _ACCEPT or type(data) is bytes or type(data) is bytearray else _byte_view(data)
-        op.nbytes = 0; op._value = _PENDING; op._error = None; op._surfaced = False
-        op._bk = None if kind is _ACCEPT else view
+        op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._bk = None
+        op._view = None if kind is _ACCEPT else view
         self._pending += 1
         if kind is _ACCEPT:
             self._backend.accept(op)
@@ -338,10 +333,9 @@ class Proactor:
         if seconds < 0:
             raise ValueError(f"sleep needs seconds >= 0, not {seconds!r}")
         _check_callback(callback)
-        op = Op(_SLEEP, None, None, tag, callback)
-        op._bk = monotonic() + seconds
+        op = self._op(_SLEEP, None, tag, callback)
         self._pending += 1
-        heapq.heappush(self._timers, (op._bk, next(self._seq), op))
+        heapq.heappush(self._timers, (monotonic() + seconds, next(self._seq), op))
         return op
 
     timeout = sleep  # the same op, by the name used when it guards another one
@@ -351,12 +345,11 @@ class Proactor:
         any thread; wakes a blocked :meth:`wait`. Raises
         :class:`ProactorClosedError` once the Proactor is closed."""
         _check_callback(callback)
-        op = Op(_POST, None, None, tag, callback)
-        op._bk = value  # becomes the result on the Proactor's thread
+        op = self._op(_POST, None, tag, callback)
         with self._lock:
             if self._closed:
                 raise ProactorClosedError("post() on a closed Proactor")
-            self._posted.append(op)
+            self._posted.append((op, value))  # the value becomes the result on the Proactor's thread
             # The Proactor's own thread is not blocked in poll() while it runs this,
             # and its next step collects the post: only other threads must wake it
             # (and a signal handler, which runs on this thread *during* a poll).
@@ -457,7 +450,7 @@ class Proactor:
         except BaseException:
             if self._closed:  # the callback closed the Proactor: nothing will return them
                 for op in out:
-                    op._surfaced = True
+                    op._inflight = None
             else:
                 # A callback raised: the ops collected for this call go back to the front
                 # of the queue (and count as pending again), so the next call returns them.
@@ -465,7 +458,7 @@ class Proactor:
                 self._pending += len(out)
             raise
         for op in out:
-            op._surfaced = True
+            op._inflight = None
         return out
 
     def run(self) -> None:
@@ -482,11 +475,17 @@ class Proactor:
             finally:
                 if sink:  # ops without a callback: done, and nobody to hand them to
                     for op in sink:
-                        op._surfaced = True
+                        op._inflight = None
                     sink.clear()
         self._stopping = False
 
     # -- internals -----------------------------------------------------------------
+    def _op(self, kind: OpKind, sock: Any, tag: Any, callback: Optional[Callback]) -> Op:
+        """A new op of this Proactor, for the kinds not on the per-message path."""
+        op = Op(kind, sock, None, tag, callback)
+        op._inflight = self
+        return op
+
     def _complete(self, op: Op, value: Any, error: Optional[BaseException]) -> None:
         """The backend's (and the core's) one way to finish an op (a successful
         recv or send may take the fast path that Backend describes)."""
@@ -552,8 +551,8 @@ class Proactor:
     def _collect_posts(self) -> None:
         posted = self._posted
         while posted:
-            op = posted.popleft()
-            op._value, op._bk = op._bk, None
+            op, value = posted.popleft()
+            op._value = value
             self._pending += 1  # counted here, on the Proactor's thread, as dispatch uncounts it
             self._ready.append(op)
 
@@ -573,7 +572,7 @@ class Proactor:
             if callback is None:
                 out.append(op)  # surfaced when wait() returns it (or run() drops it)
             else:
-                op._surfaced = True
+                op._inflight = None
                 callback(op)
 
     def _dispatch_at_close(self) -> None:
@@ -583,7 +582,7 @@ class Proactor:
         while self._ready:
             op = self._ready.popleft()
             self._pending -= 1
-            op._surfaced = True
+            op._inflight = None
             if op.callback is None:
                 continue
             try:
@@ -606,6 +605,22 @@ class Proactor:
             raise TypeError(f"expected a socket.socket, not {type(sock).__name__}")
         if sock.fileno() < 0:
             raise ValueError("the socket is closed")
+
+
+def _make_backend(cls: "type[Backend]", complete: Any, ready: "deque[Op]") -> Backend:
+    """``cls(complete, ready)``; a backend written for the one-argument constructor
+    of earlier releases gets the ready queue set after construction instead."""
+    try:
+        inspect.signature(cls).bind(complete, ready)
+    except TypeError:  # __init__(self, complete): the old contract
+        warnings.warn(f"{cls.__qualname__}.__init__ takes only `complete`; backends now take "
+                      "`(complete, ready)` (see overlapio.core.backend)", DeprecationWarning, stacklevel=3)
+        backend = cls(complete)
+        backend._ready = ready
+        return backend
+    except ValueError:  # no signature to read (a C type): try the current contract
+        pass
+    return cls(complete, ready)
 
 
 def _check_callback(callback: Any) -> None:

@@ -119,7 +119,7 @@ def test_callback_errors_propagate_and_keep_later_completions():
         assert seen == []  # not lost: dispatched by the next call
         assert px.wait(1) == [first]  # nor the op collected before the error
         assert [op.result for op in seen] == [2]
-        assert first._surfaced  # returned: only now may it be resubmitted
+        assert first._inflight is None  # returned: only now may it be resubmitted
 
 
 def test_run_hands_over_ops_without_callback_even_when_a_callback_raises():
@@ -368,7 +368,7 @@ def test_first_send_on_a_blocking_socket_does_not_block_the_loop():
 def test_resubmit_resets_every_field_a_new_op_starts_with():
     # resubmit() resets an op's completion fields inline, as recv() sets them for a
     # new op: after an error completion, each must be back at its fresh value.
-    from overlapio.core.op import Op
+    from overlapio.core.op import Op, OpKind
 
     kept = {"kind", "sock", "buf", "tag", "callback", "__weakref__"}
     seen = []
@@ -386,6 +386,8 @@ def test_resubmit_resets_every_field_a_new_op_starts_with():
         for op in (got, cancelled, sent):
             px.resubmit(op)
             fresh = Op(op.kind, op.sock, op.buf, op.tag, op.callback)
+            fresh._inflight = px  # (what a submission sets besides __init__'s fields)
+            fresh._view = op.buf if op.kind is OpKind.SEND else None
             for name in set(Op.__slots__) - kept - {"_bk"}:  # (_bk: the backend's, once submitted)
                 assert getattr(op, name) == getattr(fresh, name), f"resubmit left {name} = {getattr(op, name)!r}"
         px.close(a), px.close(b)
@@ -419,3 +421,62 @@ def test_inline_ops_set_every_field():
             missing = [name for name in Op.__slots__ if name != "__weakref__" and not hasattr(op, name)]
             assert not missing, f"{op.kind.name} op lacks {missing}"
         a.close(), b.close()
+
+
+def _platform_backend():
+    return registry.load_backend(registry.default_backend({}))
+
+
+def test_backend_gets_the_ready_queue_in_its_constructor():
+    seen = {}
+
+    class Spy(_platform_backend()):
+        def __init__(self, complete, ready):
+            seen["ready"] = ready
+            super().__init__(complete, ready)
+
+    with overlapio.Proactor(backend=Spy) as px:
+        assert seen["ready"] is px._ready and px._backend._ready is px._ready
+
+
+def test_backend_with_the_one_argument_constructor_still_works():
+    # Written to the earlier contract: __init__(self, complete). Its fast-path
+    # completions must still reach the Proactor's queue.
+    class Legacy(_platform_backend()):
+        def __init__(self, complete):
+            super().__init__(complete)
+
+    with pytest.warns(DeprecationWarning, match=r"\(complete, ready\)"):
+        px = overlapio.Proactor(backend=Legacy)
+    with px:
+        a, b = socket.socketpair()
+        buf = bytearray(5)
+        ops = [px.send(a, b"hello"), px.recv(b, buf)]
+        deadline = time.monotonic() + 5
+        while not all(op.done for op in ops) and time.monotonic() < deadline:
+            px.wait(0.5)
+        assert [op.result for op in ops] == [5, 5] and buf == b"hello"
+        px.close(a), px.close(b)
+
+
+def test_try_send_hands_the_backend_flat_bytes_only():
+    # The core checks and flattens try_send's data, as it does a send op's: the
+    # backend never sees a str, an array of ints or a strided view.
+    import array
+    got = []
+
+    class Spy(_platform_backend()):
+        def try_send(self, sock, data):
+            got.append(data)
+            return super().try_send(sock, data)
+
+    with overlapio.Proactor(backend=Spy) as px:
+        a, b = socket.socketpair()
+        assert px.try_send(a, array.array("i", [1, 2])) == 8
+        with pytest.raises(TypeError, match="send needs a bytes-like object, not str"):
+            px.try_send(a, "text")
+        with pytest.raises(TypeError, match="contiguous"):
+            px.try_send(a, memoryview(b"abcdef")[::2])
+        assert px.try_send(a, array.array("i")) == 0  # empty: never reaches the backend
+        assert len(got) == 1 and type(got[0]) is memoryview and got[0].format == "B" and got[0].nbytes == 8
+        px.close(a), px.close(b)

@@ -39,7 +39,7 @@ class EarlySendBackend(SelectorsBackend):
 
     name = "mutant-early-send"
 
-    def __init__(self, complete):
+    def __init__(self, complete, ready):
         self._shadows = set()
 
         def filtered(op, value, error):
@@ -48,7 +48,7 @@ class EarlySendBackend(SelectorsBackend):
                 return
             complete(op, value, error)
 
-        super().__init__(filtered)
+        super().__init__(filtered, ready)
 
     def send(self, op):
         super().send(op)
@@ -56,7 +56,7 @@ class EarlySendBackend(SelectorsBackend):
         if st is not None and st.sends and st.sends[-1] is op and op.nbytes:
             shadow = Op(OpKind.SEND, op.sock, op.buf, None, None)
             shadow.nbytes = op.nbytes
-            shadow._bk = op._bk if op._bk is not None else memoryview(op.buf).cast("B")
+            shadow._view = op._view
             self._shadows.add(shadow)
             st.sends[-1] = shadow
             self._complete(op, len(memoryview(op.buf).cast("B")), None)
@@ -104,14 +104,14 @@ class ResetAsEofBackend(SelectorsBackend):
 
     name = "mutant-reset-as-eof"
 
-    def __init__(self, complete):
+    def __init__(self, complete, ready):
         def filtered(op, value, error):
             if op.kind is OpKind.RECV and isinstance(error, ConnectionResetError):
                 complete(op, 0, None)
             else:
                 complete(op, value, error)
 
-        super().__init__(filtered)
+        super().__init__(filtered, ready)
 
 
 class TrySendJumpsTheQueueBackend(SelectorsBackend):
