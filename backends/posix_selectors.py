@@ -161,6 +161,9 @@ class SelectorsBackend(Backend):
                 op._value = n
                 self._ready.append(op)  # = complete(op, n, None): the Backend's fast path
                 return
+        # It waits: pin the data with a view of our own, so that the caller can neither
+        # resize a bytearray under it nor invalidate it by releasing their memoryview.
+        op._bk = memoryview(op._view)
         st.sends.append(op)
         self._touch(st)
 
@@ -278,7 +281,16 @@ class SelectorsBackend(Backend):
                             recvs.popleft()
                             self._complete(op, None, normalize(exc))
                             continue
+                        except (ValueError, TypeError, BufferError) as exc:
+                            # the caller released or replaced the buffer meanwhile: fail this op, not the loop
+                            recvs.popleft()
+                            self._complete(op, None, _misused("recv", exc))
+                            continue
                         recvs.popleft()
+                        if not n and not len(op.buf):
+                            # shrunk to nothing while pending: not an end of stream
+                            self._complete(op, None, _misused("recv", None))
+                            continue
                         op.nbytes = op._value = n
                         ready.append(op)  # = complete(op, n, None): the Backend's fast path
                         if recvs and n and n < len(op.buf):
@@ -303,9 +315,7 @@ class SelectorsBackend(Backend):
         sock = st.sock
         while sends:
             op = sends[0]
-            view = op._bk  # our memoryview of the data: slices of it must not copy
-            if view is None:
-                view = op._bk = memoryview(op._view)
+            view = op._bk  # our memoryview of the data (send() pinned it): slices of it must not copy
             try:
                 n = sock.send(view[op.nbytes:])
             except (BlockingIOError, InterruptedError):
@@ -368,3 +378,9 @@ class SelectorsBackend(Backend):
         self._sel.close()
         self._wake_r.close()
         self._wake_w.close()
+
+
+def _misused(what: str, exc: Optional[BaseException]) -> BufferError:
+    """The error of an op whose buffer the caller broke while it was pending."""
+    why = f": {exc}" if exc is not None else ""
+    return BufferError(f"the {what} buffer was released, resized or emptied while the op was pending{why}")

@@ -57,6 +57,7 @@ class EarlySendBackend(SelectorsBackend):
             shadow = Op(OpKind.SEND, op.sock, op.buf, None, None)
             shadow.nbytes = op.nbytes
             shadow._view = op._view
+            shadow._bk = op._bk  # the backend's pinned view of the data
             self._shadows.add(shadow)
             st.sends[-1] = shadow
             self._complete(op, len(memoryview(op.buf).cast("B")), None)
