@@ -480,3 +480,24 @@ def test_try_send_hands_the_backend_flat_bytes_only():
         assert px.try_send(a, array.array("i")) == 0  # empty: never reaches the backend
         assert len(got) == 1 and type(got[0]) is memoryview and got[0].format == "B" and got[0].nbytes == 8
         px.close(a), px.close(b)
+
+
+def test_timeouts_of_ops_that_finish_first_do_not_pile_up():
+    # A timeout on every recv of a busy connection: each op finishes first, and
+    # neither the timer heap nor the timeout table may keep its entry until the
+    # 60 s deadline (nor the op and its buffer).
+    with overlapio.Proactor() as px:
+        a, b = socket.socketpair()
+        buf = bytearray(1)
+        for i in range(5_000):
+            a.send(b"x")
+            op = px.recv(b, buf, timeout=60)
+            while not op.done:
+                px.wait(1)
+            if i % 2:
+                px.resubmit(op, timeout=60)
+                a.send(b"y")
+                while not op.done:
+                    px.wait(1)
+        assert len(px._timers) < 300 and len(px._timeouts) < 300, (len(px._timers), len(px._timeouts))
+        px.close(a), px.close(b)
