@@ -20,12 +20,13 @@ import weakref
 from threading import get_ident
 from collections import deque
 from time import monotonic
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .backend import Backend
 from .errors import OperationCancelled, ProactorClosedError
 from .op import _PENDING, Callback, Op, OpKind
 from .registry import default_backend, load_backend
+from .trace import Tracer
 
 __all__ = ["Proactor"]
 
@@ -47,10 +48,14 @@ _SEND, _RECV, _ACCEPT, _CONNECT, _SLEEP, _POST = (
 class Proactor:
     """A completion-based I/O engine over one backend.
 
-    ``Proactor(backend=None)`` uses ``OVERLAPIO_BACKEND`` or the platform default
-    (``winsock`` on Windows, ``posix`` elsewhere); ``backend`` may also be a name
-    or a :class:`~overlapio.core.backend.Backend` subclass. Use it as a context
-    manager, or call :meth:`close`.
+    ``Proactor(backend=None, *, trace=None)`` uses ``OVERLAPIO_BACKEND`` or the
+    platform default (``winsock`` on Windows, ``posix`` elsewhere); ``backend`` may
+    also be a name or a :class:`~overlapio.core.backend.Backend` subclass. Use it
+    as a context manager, or call :meth:`close`. ``trace``, a callable taking one
+    ``str``, gets a line for each op event (submitted, completed, surfaced, and a
+    cancel or timeout asked for), with the op's kind, socket, bytes, the backend
+    and the milliseconds since submission: ``trace=lambda line: print(line,
+    file=sys.stderr)``. Without it, tracing costs nothing.
 
     Every submit method returns the :class:`Op` at once; the op completes exactly
     once, later, and surfaces only from :meth:`wait` or :meth:`run` (never inside
@@ -67,9 +72,13 @@ class Proactor:
     only: ``px.recv(sock, buf, on_recv, timeout=3.0)``.
     """
 
-    def __init__(self, backend: "str | type[Backend] | None" = None) -> None:
+    def __init__(self, backend: "str | type[Backend] | None" = None, *,
+                 trace: Optional[Callable[[str], Any]] = None) -> None:
         cls = load_backend(backend or default_backend()) if not isinstance(backend, type) else backend
-        self._ready: deque[Op] = deque()
+        # trace: one line per op event (see overlapio.core.trace). Off, nothing of it
+        # is installed and the per-message path never asks.
+        self._trace = None if trace is None else Tracer(trace, cls.name)
+        self._ready: deque[Op] = deque() if self._trace is None else self._trace.queue
         # The timer heap: (deadline, submission number, op, seconds) entries; seconds
         # is None for a sleep, else the op's timeout=. An entry whose op is done, or
         # whose op was submitted again since, is dead and skipped (see _armed).
@@ -92,6 +101,8 @@ class Proactor:
         self._thread = get_ident()  # the thread that waits (set again by wait() and run())
         self._backend: Backend = _make_backend(cls, self._complete, self._ready)
         self.backend_name: str = cls.name
+        if self._trace is not None:
+            self._trace.install(self)
 
     # -- context manager ---------------------------------------------------------
     def __enter__(self) -> "Proactor":
@@ -395,6 +406,8 @@ class Proactor:
         self._check_open()
         if op.done or op.kind is _POST:
             return False
+        if self._trace is not None:
+            self._trace.cancelling(op, "cancel")
         if op.kind is _SLEEP:
             self._complete(op, None, OperationCancelled("sleep cancelled"))  # its heap entry is dead now
         else:
@@ -617,6 +630,8 @@ class Proactor:
         fd = f" on fd {op.sock.fileno()}" if op.sock is not None else ""
         tag = f" (tag {op.tag!r})" if op.tag is not None else ""
         self._timeouts[op] = TimeoutError(errno.ETIMEDOUT, f"{op.kind.name.lower()}{fd}{tag} timed out after {seconds:g} s")
+        if self._trace is not None:
+            self._trace.cancelling(op, "timeout")
         self._backend.cancel(op)
 
     def _collect_posts(self) -> None:
