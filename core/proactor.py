@@ -38,7 +38,15 @@ _MAX_POLL = 86400.0  # seconds: the longest single OS wait
 _PASSES = 4  # a dispatch hands over at most 4x the ops ready when it began (see _dispatch)
 _COMPACT_MIN = 128  # timer heap size below which it is never rebuilt without its dead entries (see _push_timer)
 _new = object.__new__
-_NO_SOCK = object()  # close()'s "no argument" marker: close(None) is a mistake, not "close the proactor"
+class _Omitted:
+    """close()'s "no argument" marker (close(None) is a mistake, not "close the
+    Proactor"); its repr is what help() shows."""
+
+    def __repr__(self) -> str:
+        return "<omitted>"
+
+
+_NO_SOCK = _Omitted()
 
 _SEND, _RECV, _ACCEPT, _CONNECT, _SLEEP, _POST = (
     OpKind.SEND, OpKind.RECV, OpKind.ACCEPT, OpKind.CONNECT, OpKind.SLEEP, OpKind.POST,
@@ -72,7 +80,7 @@ class Proactor:
     only: ``px.recv(sock, buf, on_recv, timeout=3.0)``.
     """
 
-    def __init__(self, backend: "str | type[Backend] | None" = None, *,
+    def __init__(self, backend: str | type[Backend] | None = None, *,
                  trace: Optional[Callable[[str], Any]] = None) -> None:
         cls = load_backend(backend or default_backend()) if not isinstance(backend, type) else backend
         # trace: one line per op event (see overlapio.core.trace). Off, nothing of it
@@ -104,11 +112,12 @@ class Proactor:
         if self._trace is not None:
             self._trace.install(self)
 
-    # -- context manager ---------------------------------------------------------
-    def __enter__(self) -> "Proactor":
+    def __enter__(self) -> Proactor:
+        """``with Proactor() as px:`` -- the Proactor itself."""
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        """Close the Proactor (see :meth:`close`), also when the block raised."""
         self.close()
 
     def __repr__(self) -> str:
@@ -294,9 +303,12 @@ class Proactor:
             data = _byte_view(data)
         try:
             n = self._backend.try_send(sock, data) if len(data) else 0
-        except OSError:
+        except OSError as exc:
             self._check_sock(sock)  # a closed socket fails in the OS call: say so, as the other ops do
-            raise
+            error = _not_connected(sock, exc)
+            if error is exc:
+                raise
+            raise error from None
         if n:
             return n
         self._check_sock(sock)  # nothing went out, perhaps without an OS call: the checks it would make
@@ -320,8 +332,10 @@ class Proactor:
         Raises ``RuntimeError`` for an op still pending or not yet surfaced,
         ``ValueError`` for a connect, sleep or post op (their operands are not
         kept) and for a closed socket, ``ProactorClosedError`` once the Proactor
-        is closed. Resubmit an op only to the Proactor that ran it, and leave its
-        ``sock`` and ``buf`` as they were submitted (they are checked then).
+        is closed, ``TypeError`` for what is not an Op. Leave the op's ``sock``
+        and ``buf`` as they were submitted (they are checked then). ``timeout``
+        arms a timeout for this submission; the previous submission's does not
+        carry over.
         """
         if op.kind is _RECV and op._inflight is None:  # the per-message path, then the rest
             buf = op.buf
@@ -524,6 +538,7 @@ class Proactor:
     def _complete(self, op: Op, value: Any, error: Optional[BaseException]) -> None:
         """The backend's (and the core's) one way to finish an op (a successful
         recv or send may take the fast path that Backend describes)."""
+        kind = op.kind
         if error is None:
             op._value = value
         else:
@@ -531,8 +546,9 @@ class Proactor:
                 fired = self._timeouts.pop(op, None)  # (an armed entry goes too: the op is done)
                 if fired is not None and type(fired) is not tuple and isinstance(error, OperationCancelled):
                     error = fired  # cancelled because its timeout ran out
+            if kind is _SEND and type(error) is ConnectionResetError:
+                error = _not_connected(op.sock, error)
             op._error = error
-        kind = op.kind
         if kind is _ACCEPT or kind is _CONNECT:
             self._settle_socket(op)
         self._ready.append(op)
@@ -709,6 +725,26 @@ def _make_backend(cls: "type[Backend]", complete: Any, ready: "deque[Op]") -> Ba
     return cls(complete, ready)
 
 
+_PEEK = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
+
+
+def _not_connected(sock: socket.socket, error: OSError) -> OSError:
+    """A send's ``ConnectionResetError`` on a socket that was never connected
+    (Linux says EPIPE there, as for a peer that went away) becomes what it is:
+    ``OSError(ENOTCONN)``. Only failed sends pay for the check (a peek that reads
+    nothing: only an unconnected stream socket answers ENOTCONN)."""
+    if type(error) is not ConnectionResetError:
+        return error
+    try:
+        sock.recv(1, _PEEK)
+    except OSError as exc:
+        if exc.errno == errno.ENOTCONN:
+            new = OSError(errno.ENOTCONN, "send on a socket that is not connected")
+            new.__cause__ = error
+            return new
+    return error
+
+
 def _seconds(what: str, seconds: Any) -> None:
     """Raise if ``seconds`` is not a duration (for sleep and timeout=)."""
     if not isinstance(seconds, (int, float)) or seconds != seconds:
@@ -762,5 +798,8 @@ def _resolve(address: Any, family: int) -> tuple:
     host, port = address[0], address[1]
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"port must be an int in 0..65535, not {port!r}")
-    infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    try:
+        infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    except UnicodeError as exc:  # a name no lookup can find: an I/O outcome like any unknown host
+        raise socket.gaierror(socket.EAI_NONAME, f"host name {host!r} cannot be looked up: {exc}") from None
     return infos[0][4]

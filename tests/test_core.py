@@ -574,3 +574,20 @@ def test_a_trace_that_raises_is_switched_off():
         _wait_all(px, r, s)
         assert r.result == 5 and len(calls) == 1
         px.close(a), px.close(b)
+
+
+def test_help_of_the_proactor_reads_clean():
+    # help(overlapio.Proactor): no object addresses in signatures, no source
+    # comment standing in for a docstring, no undocumented alias, and every
+    # public method and dunder it shows documented.
+    import pydoc
+    import re
+    text = pydoc.render_doc(overlapio.Proactor, renderer=pydoc.plaintext)
+    assert "object at 0x" not in text
+    assert "# --" not in text
+    aliases = re.findall(r"^ \|  (\w+ = \w+)\(", text, re.M)  # how pydoc shows `timeout = sleep`
+    assert not aliases, f"aliases in help(): {aliases}"
+    for name, member in vars(overlapio.Proactor).items():
+        if callable(member) and (not name.startswith("_") or name in ("__enter__", "__exit__")):
+            assert member.__doc__, f"Proactor.{name} has no docstring"
+    assert "close(self, sock: 'Any' = <omitted>)" in text

@@ -2,6 +2,8 @@
 connect failures and timeouts, descriptor reuse, bad arguments."""
 from __future__ import annotations
 
+import errno
+import socket
 import time
 
 import pytest
@@ -106,6 +108,33 @@ def test_connect_refused(px):
     for op in ops:
         assert isinstance(op.exception, ConnectionRefusedError), op
     holder.close()
+
+
+@pytest.mark.parametrize("host", ["\udcff", "a" * 70, "a" * 70 + ".example"],
+                         ids=["undecodable-byte", "label-too-long", "long-label-in-name"])
+def test_connect_to_a_name_that_cannot_be_encoded_fails_as_a_lookup(px, host):
+    """A host name that IDNA cannot encode (a stray byte from the command line,
+    a label over 63 characters) is a failed lookup like any other: the connect
+    completes with socket.gaierror, it does not raise at submission."""
+    drv = Driver(px)
+    op = px.connect((host, 80), drv.cb)
+    drv.wait_for(op)
+    assert isinstance(op.exception, socket.gaierror), op
+    assert px.pending == 0
+
+
+def test_send_on_a_never_connected_socket_says_not_connected(px):
+    """Not ConnectionResetError('Broken pipe'), which is what Linux's EPIPE would
+    read as: the socket never had a peer."""
+    drv = Driver(px)
+    for sock in (px.socket(), px.listen(LOOPBACK)):
+        op = px.send(sock, b"hello", drv.cb)
+        drv.wait_for(op)
+        assert type(op.exception) is OSError and op.exception.errno == errno.ENOTCONN, op
+        with pytest.raises(OSError) as info:
+            px.try_send(sock, b"hello")
+        assert type(info.value) is OSError and info.value.errno == errno.ENOTCONN, info.value
+        px.close(sock)
 
 
 def _stalled_connect(px, drv, listener, timeout=None):
