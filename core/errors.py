@@ -66,6 +66,7 @@ _WIN_CLASSES: dict[int, tuple[type[OSError], int]] = {
     10060: (TimeoutError, errno.ETIMEDOUT),  # WSAETIMEDOUT
     121: (TimeoutError, errno.ETIMEDOUT),  # ERROR_SEM_TIMEOUT
     1236: (ConnectionResetError, errno.ECONNABORTED),  # ERROR_CONNECTION_ABORTED
+    10057: (OSError, errno.ENOTCONN),  # WSAENOTCONN: send/recv on a socket that was never connected
     10051: (OSError, errno.ENETUNREACH),  # WSAENETUNREACH
     1231: (OSError, errno.ENETUNREACH),  # ERROR_NETWORK_UNREACHABLE
     10065: (OSError, errno.EHOSTUNREACH),  # WSAEHOSTUNREACH

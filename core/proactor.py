@@ -8,6 +8,7 @@ posts from other threads. Completions are consumed either way, same engine:
 """
 from __future__ import annotations
 
+import errno
 import heapq
 import inspect
 import itertools
@@ -19,12 +20,13 @@ import weakref
 from threading import get_ident
 from collections import deque
 from time import monotonic
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .backend import Backend
 from .errors import OperationCancelled, ProactorClosedError
 from .op import _PENDING, Callback, Op, OpKind
 from .registry import default_backend, load_backend
+from .trace import Tracer
 
 __all__ = ["Proactor"]
 
@@ -34,9 +36,17 @@ _SOCKET_TYPE = socket.socket
 _REUSEADDR_IS_SAFE = sys.platform != "win32"
 _MAX_POLL = 86400.0  # seconds: the longest single OS wait
 _PASSES = 4  # a dispatch hands over at most 4x the ops ready when it began (see _dispatch)
-_COMPACT_AFTER = 100  # cancelled timers the heap may hold before it is rebuilt without them (see cancel)
+_COMPACT_MIN = 128  # timer heap size below which it is never rebuilt without its dead entries (see _push_timer)
 _new = object.__new__
-_NO_SOCK = object()  # close()'s "no argument" marker: close(None) is a mistake, not "close the proactor"
+class _Omitted:
+    """close()'s "no argument" marker (close(None) is a mistake, not "close the
+    Proactor"); its repr is what help() shows."""
+
+    def __repr__(self) -> str:
+        return "<omitted>"
+
+
+_NO_SOCK = _Omitted()
 
 _SEND, _RECV, _ACCEPT, _CONNECT, _SLEEP, _POST = (
     OpKind.SEND, OpKind.RECV, OpKind.ACCEPT, OpKind.CONNECT, OpKind.SLEEP, OpKind.POST,
@@ -46,10 +56,14 @@ _SEND, _RECV, _ACCEPT, _CONNECT, _SLEEP, _POST = (
 class Proactor:
     """A completion-based I/O engine over one backend.
 
-    ``Proactor(backend=None)`` uses ``OVERLAPIO_BACKEND`` or the platform default
-    (``winsock`` on Windows, ``posix`` elsewhere); ``backend`` may also be a name
-    or a :class:`~overlapio.core.backend.Backend` subclass. Use it as a context
-    manager, or call :meth:`close`.
+    ``Proactor(backend=None, *, trace=None)`` uses ``OVERLAPIO_BACKEND`` or the
+    platform default (``winsock`` on Windows, ``posix`` elsewhere); ``backend`` may
+    also be a name or a :class:`~overlapio.core.backend.Backend` subclass. Use it
+    as a context manager, or call :meth:`close`. ``trace``, a callable taking one
+    ``str``, gets a line for each op event (submitted, completed, surfaced, and a
+    cancel or timeout asked for), with the op's kind, socket, bytes, the backend
+    and the milliseconds since submission: ``trace=lambda line: print(line,
+    file=sys.stderr)``. Without it, tracing costs nothing.
 
     Every submit method returns the :class:`Op` at once; the op completes exactly
     once, later, and surfaces only from :meth:`wait` or :meth:`run` (never inside
@@ -58,13 +72,30 @@ class Proactor:
     (anything, kept on ``op.tag``), by name or by position after the operands:
     ``px.recv(sock, buf, on_recv)``. A Proactor is used from one thread; only
     :meth:`post` and :meth:`stop` may be called from others.
+
+    The I/O ops (:meth:`accept`, :meth:`connect`, :meth:`recv`, :meth:`send`,
+    :meth:`resubmit`) also take ``timeout`` (seconds, or ``None``): if the op is
+    still pending then, it is cancelled and completes with ``TimeoutError``;
+    if it finished first, its result stands. It covers that one submission
+    only: ``px.recv(sock, buf, on_recv, timeout=3.0)``.
     """
 
-    def __init__(self, backend: "str | type[Backend] | None" = None) -> None:
+    def __init__(self, backend: str | type[Backend] | None = None, *,
+                 trace: Optional[Callable[[str], Any]] = None) -> None:
         cls = load_backend(backend or default_backend()) if not isinstance(backend, type) else backend
-        self._ready: deque[Op] = deque()
-        self._timers: list[tuple[float, int, Op]] = []
-        self._timers_cancelled = 0  # heap entries whose sleep was cancelled (skipped when they come up)
+        # trace: one line per op event (see overlapio.core.trace). Off, nothing of it
+        # is installed and the per-message path never asks.
+        self._trace = None if trace is None else Tracer(trace, cls.name)
+        self._ready: deque[Op] = deque() if self._trace is None else self._trace.queue
+        # The timer heap: (deadline, submission number, op, seconds) entries; seconds
+        # is None for a sleep, else the op's timeout=. An entry whose op is done, or
+        # whose op was submitted again since, is dead and skipped (see _armed).
+        self._timers: list[tuple[float, int, Op, Optional[float]]] = []
+        self._compact_at = _COMPACT_MIN
+        # op -> the heap entry of its timeout= (armed), or the TimeoutError that timer
+        # fired while the op's cancel is under way. Kept here, not on the Op: ops
+        # without a timeout (nearly all) then cost nothing for it.
+        self._timeouts: dict[Op, Any] = {}
         self._seq = itertools.count()
         self._posted: "deque[tuple[Op, Any]]" = deque()  # (post op, its value), from any thread
         self._wake_sent = False
@@ -78,12 +109,15 @@ class Proactor:
         self._thread = get_ident()  # the thread that waits (set again by wait() and run())
         self._backend: Backend = _make_backend(cls, self._complete, self._ready)
         self.backend_name: str = cls.name
+        if self._trace is not None:
+            self._trace.install(self)
 
-    # -- context manager ---------------------------------------------------------
-    def __enter__(self) -> "Proactor":
+    def __enter__(self) -> Proactor:
+        """``with Proactor() as px:`` -- the Proactor itself."""
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        """Close the Proactor (see :meth:`close`), also when the block raised."""
         self.close()
 
     def __repr__(self) -> str:
@@ -128,7 +162,8 @@ class Proactor:
         return sock
 
     # -- ops ---------------------------------------------------------------------
-    def accept(self, listener: socket.socket, callback: Optional[Callback] = None, tag: Any = None) -> Op:
+    def accept(self, listener: socket.socket, callback: Optional[Callback] = None, tag: Any = None,
+               timeout: Optional[float] = None) -> Op:
         """Accept one connection on ``listener``; value ``(conn, address)``.
 
         ``conn`` is prepared for this backend and owned by the Proactor. A client
@@ -139,12 +174,14 @@ class Proactor:
         self._check_sock(listener)
         _check_callback(callback)
         op = self._op(_ACCEPT, listener, tag, callback)
+        if timeout is not None:
+            self._arm(op, timeout)
         self._pending += 1
         self._backend.accept(op)
         return op
 
-    def connect(self, address: tuple, callback: Optional[Callback] = None, tag: Any = None, *,
-                sock: Optional[socket.socket] = None) -> Op:
+    def connect(self, address: tuple, callback: Optional[Callback] = None, tag: Any = None,
+                timeout: Optional[float] = None, *, sock: Optional[socket.socket] = None) -> Op:
         """Connect to ``address`` (``(host, port)``); value: the connected socket.
 
         Without ``sock`` a new socket is made (and closed again if the connect
@@ -155,6 +192,8 @@ class Proactor:
         _check_callback(callback)
         if sock is not None:
             self._check_sock(sock)
+        if timeout is not None:
+            _seconds("timeout", timeout)  # a bad timeout raises before anything happens
         sock_made = sock is None
         try:
             resolved = _resolve(address, sock.family if sock is not None else 0)
@@ -168,11 +207,14 @@ class Proactor:
         op = self._op(_CONNECT, sock, tag, callback)
         if sock_made:
             self._connect_socks.add(op)
+        if timeout is not None:
+            self._arm(op, timeout)
         self._pending += 1
         self._backend.connect(op, resolved)
         return op
 
-    def recv(self, sock: socket.socket, buf: Any, callback: Optional[Callback] = None, tag: Any = None) -> Op:
+    def recv(self, sock: socket.socket, buf: Any, callback: Optional[Callback] = None, tag: Any = None,
+             timeout: Optional[float] = None) -> Op:
         """Receive into the writable buffer ``buf``; value ``n`` with the data in
         ``buf[:n]``. ``0`` is end of stream, except for an empty ``buf``, which
         completes with 0 at once and reads nothing.
@@ -195,6 +237,8 @@ class Proactor:
         op = _new(Op)
         op.kind = _RECV; op.sock = sock; op.buf = buf; op.tag = tag; op.callback = callback
         op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._view = None; op._bk = None
+        if timeout is not None:
+            self._arm(op, timeout)
         self._pending += 1
         if size:
             self._backend.recv(op)
@@ -202,7 +246,8 @@ class Proactor:
             self._complete(op, 0, None)
         return op
 
-    def send(self, sock: socket.socket, data: Any, callback: Optional[Callback] = None, tag: Any = None) -> Op:
+    def send(self, sock: socket.socket, data: Any, callback: Optional[Callback] = None, tag: Any = None,
+             timeout: Optional[float] = None) -> Op:
         """Send all of ``data`` (any bytes-like object); value ``len(data)`` in
         bytes, once every byte was handed to the OS.
 
@@ -222,6 +267,8 @@ class Proactor:
         op = _new(Op)  # Op.__init__, inlined (see recv)
         op.kind = _SEND; op.sock = sock; op.buf = data; op.tag = tag; op.callback = callback
         op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._view = view; op._bk = None
+        if timeout is not None:
+            self._arm(op, timeout)
         self._pending += 1
         if len(view):
             self._backend.send(op)
@@ -256,15 +303,18 @@ class Proactor:
             data = _byte_view(data)
         try:
             n = self._backend.try_send(sock, data) if len(data) else 0
-        except OSError:
+        except OSError as exc:
             self._check_sock(sock)  # a closed socket fails in the OS call: say so, as the other ops do
-            raise
+            error = _not_connected(sock, exc)
+            if error is exc:
+                raise
+            raise error from None
         if n:
             return n
         self._check_sock(sock)  # nothing went out, perhaps without an OS call: the checks it would make
         return 0
 
-    def resubmit(self, op: Op) -> Op:
+    def resubmit(self, op: Op, timeout: Optional[float] = None) -> Op:
         """Submit a finished accept, recv or send op once more, as it was: same
         socket, buffer (or data), callback and tag. Returns ``op``, pending again;
         it completes exactly once more, like a new op.
@@ -282,8 +332,10 @@ class Proactor:
         Raises ``RuntimeError`` for an op still pending or not yet surfaced,
         ``ValueError`` for a connect, sleep or post op (their operands are not
         kept) and for a closed socket, ``ProactorClosedError`` once the Proactor
-        is closed. Resubmit an op only to the Proactor that ran it, and leave its
-        ``sock`` and ``buf`` as they were submitted (they are checked then).
+        is closed, ``TypeError`` for what is not an Op. Leave the op's ``sock``
+        and ``buf`` as they were submitted (they are checked then). ``timeout``
+        arms a timeout for this submission; the previous submission's does not
+        carry over.
         """
         if op.kind is _RECV and op._inflight is None:  # the per-message path, then the rest
             buf = op.buf
@@ -292,6 +344,10 @@ class Proactor:
             sock = op.sock
             if self._closed or sock.fileno() < 0:
                 self._check_sock(sock)
+            if self._timeouts:
+                self._timeouts.pop(op, None)  # the last submission's timer is dead now
+            if timeout is not None:
+                self._arm(op, timeout)
             # A new Op's fields, as recv() sets them (tests/test_core.py checks all are reset).
             op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._bk = None
             self._pending += 1
@@ -300,9 +356,9 @@ class Proactor:
             else:
                 self._complete(op, 0, None)
             return op
-        return self._resubmit_other(op)
+        return self._resubmit_other(op, timeout)
 
-    def _resubmit_other(self, op: Op) -> Op:
+    def _resubmit_other(self, op: Op, timeout: Optional[float]) -> Op:
         kind = op.kind
         if op._inflight is not None:
             state = "is still pending" if not op.done else "has completed but not surfaced yet"
@@ -312,6 +368,9 @@ class Proactor:
         self._check_sock(op.sock)
         data = op.buf
         view = data if kind is _ACCEPT or type(data) is bytes or type(data) is bytearray else _byte_view(data)
+        self._timeouts.pop(op, None)
+        if timeout is not None:
+            self._arm(op, timeout)
         op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._bk = None
         op._view = None if kind is _ACCEPT else view
         self._pending += 1
@@ -326,19 +385,14 @@ class Proactor:
     def sleep(self, seconds: float, callback: Optional[Callback] = None, tag: Any = None) -> Op:
         """A timer op that completes (value ``None``) no earlier than ``seconds``
         from now, on the monotonic clock. Equal deadlines complete in submission
-        order. Use it with :meth:`cancel` as a timeout for another op."""
+        order. To bound another op, give that op a ``timeout=`` instead."""
         self._check_open()
-        if not isinstance(seconds, (int, float)) or seconds != seconds:
-            raise TypeError(f"sleep needs a number of seconds, not {seconds!r}")
-        if seconds < 0:
-            raise ValueError(f"sleep needs seconds >= 0, not {seconds!r}")
+        _seconds("sleep", seconds)
         _check_callback(callback)
         op = self._op(_SLEEP, None, tag, callback)
         self._pending += 1
-        heapq.heappush(self._timers, (monotonic() + seconds, next(self._seq), op))
+        self._push_timer((monotonic() + seconds, next(self._seq), op, None))
         return op
-
-    timeout = sleep  # the same op, by the name used when it guards another one
 
     def post(self, value: Any = None, callback: Optional[Callback] = None, tag: Any = None) -> Op:
         """Complete an op with ``value`` on the Proactor's thread. Safe to call from
@@ -366,18 +420,13 @@ class Proactor:
         self._check_open()
         if op.done or op.kind is _POST:
             return False
+        if self._trace is not None:
+            self._trace.cancelling(op, "cancel")
         if op.kind is _SLEEP:
-            self._complete(op, None, OperationCancelled("sleep cancelled"))  # its heap entry is skipped later
-            self._timers_cancelled += 1
-            timers = self._timers
-            if self._timers_cancelled > _COMPACT_AFTER and 2 * self._timers_cancelled > len(timers):
-                # Mostly cancelled (a timeout per op that nearly always finishes first):
-                # rebuild without them, or the heap grows with every guarded op until
-                # their deadlines pass. Amortised O(1) per cancel.
-                timers[:] = [entry for entry in timers if not entry[2].done]
-                heapq.heapify(timers)
-                self._timers_cancelled = 0
+            self._complete(op, None, OperationCancelled("sleep cancelled"))  # its heap entry is dead now
         else:
+            if type(self._timeouts.get(op)) is tuple:
+                del self._timeouts[op]  # the caller cancelled first: not a timeout
             self._backend.cancel(op)
         return True
 
@@ -405,11 +454,11 @@ class Proactor:
             self._closed = True
         try:
             self._backend.close()
-            for _, _, op in self._timers:
-                if not op.done:
+            for _, _, op, seconds in self._timers:
+                if seconds is None and not op.done:
                     self._complete(op, None, OperationCancelled("proactor closed"))
             self._timers.clear()
-            self._timers_cancelled = 0
+            self._timeouts.clear()
             self._collect_posts()  # posts made before the close still complete, with their value
             for owned in list(self._owned):
                 owned.close()
@@ -489,11 +538,17 @@ class Proactor:
     def _complete(self, op: Op, value: Any, error: Optional[BaseException]) -> None:
         """The backend's (and the core's) one way to finish an op (a successful
         recv or send may take the fast path that Backend describes)."""
+        kind = op.kind
         if error is None:
             op._value = value
         else:
+            if self._timeouts:
+                fired = self._timeouts.pop(op, None)  # (an armed entry goes too: the op is done)
+                if fired is not None and type(fired) is not tuple and isinstance(error, OperationCancelled):
+                    error = fired  # cancelled because its timeout ran out
+            if kind is _SEND and type(error) is ConnectionResetError:
+                error = _not_connected(op.sock, error)
             op._error = error
-        kind = op.kind
         if kind is _ACCEPT or kind is _CONNECT:
             self._settle_socket(op)
         self._ready.append(op)
@@ -518,9 +573,8 @@ class Proactor:
         timers = self._timers
         if timers:
             now = monotonic()
-            while timers and timers[0][2].done:  # drop cancelled timers
-                heapq.heappop(timers)
-                self._timers_cancelled -= 1
+            while timers and not self._armed(timers[0]):  # dead entries must not shorten the wait
+                self._drop_timer(heapq.heappop(timers))
             if timers:
                 until = timers[0][0] - now
                 if until <= 0:
@@ -539,14 +593,62 @@ class Proactor:
         if timers:
             now = monotonic()
             while timers and timers[0][0] <= now:
-                op = heapq.heappop(timers)[2]
-                if not op.done:
-                    self._complete(op, None, None)
+                entry = heapq.heappop(timers)
+                if not self._armed(entry):
+                    self._drop_timer(entry)
+                elif entry[3] is None:  # a sleep
+                    self._complete(entry[2], None, None)
                 else:
-                    self._timers_cancelled -= 1
+                    self._time_out(entry[2], entry[3])
         if self._wake_sent or self._posted:
             self._wake_sent = False  # cleared before draining: a racing post() wakes us again
             self._collect_posts()
+
+    # -- timers ------------------------------------------------------------------
+    def _arm(self, op: Op, seconds: Any) -> None:
+        """Arm ``timeout=`` for the submission of ``op`` that follows at once (it
+        checks ``seconds`` first, so a bad value raises before anything is submitted)."""
+        _seconds("timeout", seconds)
+        entry = (monotonic() + seconds, next(self._seq), op, seconds)
+        self._timeouts[op] = entry  # the per-submission token: resubmit() replaces or removes it
+        self._push_timer(entry)
+
+    def _armed(self, entry: tuple) -> bool:
+        """True while a heap entry still has work to do: its op is not done and, for
+        a timeout, the entry belongs to the op's current submission."""
+        op = entry[2]
+        if op._value is not _PENDING or op._error is not None:
+            return False
+        return entry[3] is None or self._timeouts.get(op) is entry
+
+    def _drop_timer(self, entry: tuple) -> None:
+        """Forget a dead heap entry (and its op's table entry, if it is that one)."""
+        op = entry[2]
+        if entry[3] is not None and self._timeouts.get(op) is entry:
+            del self._timeouts[op]
+
+    def _push_timer(self, entry: tuple) -> None:
+        timers = self._timers
+        if len(timers) >= self._compact_at:
+            # Rebuild without dead entries (sleeps cancelled, ops that finished before
+            # their timeout), or a timeout per op would grow the heap until the
+            # deadlines pass. Amortised O(1) per push; the heap stays within twice
+            # its live entries.
+            timers[:] = [e for e in timers if self._armed(e)]
+            heapq.heapify(timers)
+            self._timeouts = {op: t for op, t in self._timeouts.items() if not op.done}
+            self._compact_at = max(_COMPACT_MIN, 2 * len(timers))
+        heapq.heappush(timers, entry)
+
+    def _time_out(self, op: Op, seconds: float) -> None:
+        """The op's timeout ran out first: cancel it, and have the cancellation
+        complete it with a ``TimeoutError`` (see :meth:`_complete`)."""
+        fd = f" on fd {op.sock.fileno()}" if op.sock is not None else ""
+        tag = f" (tag {op.tag!r})" if op.tag is not None else ""
+        self._timeouts[op] = TimeoutError(errno.ETIMEDOUT, f"{op.kind.name.lower()}{fd}{tag} timed out after {seconds:g} s")
+        if self._trace is not None:
+            self._trace.cancelling(op, "timeout")
+        self._backend.cancel(op)
 
     def _collect_posts(self) -> None:
         posted = self._posted
@@ -623,6 +725,34 @@ def _make_backend(cls: "type[Backend]", complete: Any, ready: "deque[Op]") -> Ba
     return cls(complete, ready)
 
 
+_PEEK = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
+
+
+def _not_connected(sock: socket.socket, error: OSError) -> OSError:
+    """A send's ``ConnectionResetError`` on a socket that was never connected
+    (Linux says EPIPE there, as for a peer that went away) becomes what it is:
+    ``OSError(ENOTCONN)``. Only failed sends pay for the check (a peek that reads
+    nothing: only an unconnected stream socket answers ENOTCONN)."""
+    if type(error) is not ConnectionResetError:
+        return error
+    try:
+        sock.recv(1, _PEEK)
+    except OSError as exc:
+        if exc.errno == errno.ENOTCONN:
+            new = OSError(errno.ENOTCONN, "send on a socket that is not connected")
+            new.__cause__ = error
+            return new
+    return error
+
+
+def _seconds(what: str, seconds: Any) -> None:
+    """Raise if ``seconds`` is not a duration (for sleep and timeout=)."""
+    if not isinstance(seconds, (int, float)) or seconds != seconds:
+        raise TypeError(f"{what} needs a number of seconds, not {seconds!r}")
+    if seconds < 0:
+        raise ValueError(f"{what} needs seconds >= 0, not {seconds!r}")
+
+
 def _check_callback(callback: Any) -> None:
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, not {type(callback).__name__} "
@@ -668,5 +798,8 @@ def _resolve(address: Any, family: int) -> tuple:
     host, port = address[0], address[1]
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"port must be an int in 0..65535, not {port!r}")
-    infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    try:
+        infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    except UnicodeError as exc:  # a name no lookup can find: an I/O outcome like any unknown host
+        raise socket.gaierror(socket.EAI_NONAME, f"host name {host!r} cannot be looked up: {exc}") from None
     return infos[0][4]

@@ -480,3 +480,114 @@ def test_try_send_hands_the_backend_flat_bytes_only():
         assert px.try_send(a, array.array("i")) == 0  # empty: never reaches the backend
         assert len(got) == 1 and type(got[0]) is memoryview and got[0].format == "B" and got[0].nbytes == 8
         px.close(a), px.close(b)
+
+
+def test_timeouts_of_ops_that_finish_first_do_not_pile_up():
+    # A timeout on every recv of a busy connection: each op finishes first, and
+    # neither the timer heap nor the timeout table may keep its entry until the
+    # 60 s deadline (nor the op and its buffer).
+    with overlapio.Proactor() as px:
+        a, b = socket.socketpair()
+        buf = bytearray(1)
+        for i in range(5_000):
+            a.send(b"x")
+            op = px.recv(b, buf, timeout=60)
+            while not op.done:
+                px.wait(1)
+            if i % 2:
+                px.resubmit(op, timeout=60)
+                a.send(b"y")
+                while not op.done:
+                    px.wait(1)
+        assert len(px._timers) < 300 and len(px._timeouts) < 300, (len(px._timers), len(px._timeouts))
+        px.close(a), px.close(b)
+
+
+def _wait_all(px, *ops):
+    deadline = time.monotonic() + 5
+    while not all(op.done and op._inflight is None for op in ops):
+        assert time.monotonic() < deadline, f"not surfaced: {ops}"
+        px.wait(0.2)
+
+
+def test_trace_reports_each_op_submitted_completed_surfaced():
+    import re
+    lines = []
+    with overlapio.Proactor(trace=lines.append) as px:
+        name = px.backend_name
+        a, b = socket.socketpair()
+        r = px.recv(b, bytearray(10), lambda op: None, "in")
+        s = px.send(a, b"hello")  # (completes inside the call on most backends)
+        _wait_all(px, r, s)
+        t = px.recv(b, bytearray(10), timeout=0.01)
+        _wait_all(px, t)
+        fa, fb = a.fileno(), b.fileno()
+        px.close(a), px.close(b)
+    ms = r"ms=\d+\.\d{3}"
+    expected = {
+        1: [rf"submitted #1 recv fd={fb} tag='in' size=10",
+            rf"completed #1 recv fd={fb} tag='in' {ms} bytes=5",
+            rf"surfaced  #1 recv fd={fb} tag='in' {ms} via=callback bytes=5"],
+        2: [rf"submitted #2 send fd={fa} size=5",
+            rf"completed #2 send fd={fa} {ms} bytes=5",
+            rf"surfaced  #2 send fd={fa} {ms} via=wait bytes=5"],
+        3: [rf"submitted #3 recv fd={fb} size=10",
+            rf"timeout   #3 recv fd={fb} {ms}",
+            rf"completed #3 recv fd={fb} {ms} error=TimeoutError: .*recv on fd {fb} timed out after 0.01 s",
+            rf"surfaced  #3 recv fd={fb} {ms} via=wait error=TimeoutError: .*"],
+    }
+    for number, patterns in expected.items():
+        mine = [line for line in lines if f" #{number} " in line]
+        assert len(mine) == len(patterns), (number, lines)
+        for line, pattern in zip(mine, patterns):
+            assert re.fullmatch(rf"overlapio\[{re.escape(name)}\] {pattern}", line), (line, pattern)
+    assert len(lines) == sum(map(len, expected.values())), lines
+
+
+def test_trace_off_installs_nothing():
+    # Zero cost when off: the class's own methods and a plain deque, nothing that
+    # asks per op whether tracing is on.
+    from collections import deque
+    from overlapio.core.trace import SUBMITTERS
+
+    with overlapio.Proactor() as px:
+        assert type(px._ready) is deque and px._trace is None
+        assert not set(SUBMITTERS) & set(vars(px)), "submit methods wrapped without trace="
+    with overlapio.Proactor(trace=lambda line: None) as px:
+        assert type(px._ready) is not deque and set(SUBMITTERS) <= set(vars(px))
+    with pytest.raises(TypeError, match="trace must be a callable"):
+        overlapio.Proactor(trace="stderr")
+
+
+def test_a_trace_that_raises_is_switched_off():
+    calls = []
+
+    def broken(line):
+        calls.append(line)
+        raise OSError("stderr went away")
+
+    with overlapio.Proactor(trace=broken) as px:
+        a, b = socket.socketpair()
+        with pytest.warns(RuntimeWarning, match="trace callable raised.*tracing is off"):
+            r = px.recv(b, bytearray(5))
+        s = px.send(a, b"hello")
+        _wait_all(px, r, s)
+        assert r.result == 5 and len(calls) == 1
+        px.close(a), px.close(b)
+
+
+def test_help_of_the_proactor_reads_clean():
+    # help(overlapio.Proactor): no object addresses in signatures, no source
+    # comment standing in for a docstring, no undocumented alias, and every
+    # public method and dunder it shows documented.
+    import pydoc
+    import re
+    text = pydoc.render_doc(overlapio.Proactor, renderer=pydoc.plaintext)
+    assert "object at 0x" not in text
+    assert "# --" not in text
+    aliases = re.findall(r"^ \|  (\w+ = \w+)\(", text, re.M)  # how pydoc shows `timeout = sleep`
+    assert not aliases, f"aliases in help(): {aliases}"
+    for name, member in vars(overlapio.Proactor).items():
+        if callable(member) and (not name.startswith("_") or name in ("__enter__", "__exit__")):
+            assert member.__doc__, f"Proactor.{name} has no docstring"
+    assert "close(self, sock: 'Any' = <omitted>)" in text

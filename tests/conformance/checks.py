@@ -402,3 +402,117 @@ def check_resubmit_keeps_the_stream(backend) -> None:
             if i == 0:
                 px.resubmit(acc)
         assert len({c.fileno() for c in accepted}) == 2
+
+
+# -- 9. timeout=: per submission, TimeoutError, never early -----------------------------------
+def check_timeout_completes_with_timeout_error(backend) -> None:
+    """A recv, an accept and a send still pending when their ``timeout=`` runs out
+    complete with ``TimeoutError`` (not ``OperationCancelled``), never early, with
+    the op and the time in the message; the send reports the bytes that went out
+    and the peer gets exactly those, then the next send's."""
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        listener = px.listen(LOOPBACK)
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        data = payload(8 << 20, 30)  # more than a peer that does not read takes (b reads, a sends nothing)
+        surfaced = {}
+
+        def cb(op):
+            surfaced[op] = time.monotonic()
+            drv.cb(op)
+
+        ops = {}
+        for kind, submit in (("recv", lambda: px.recv(b, bytearray(10), cb, time.monotonic(), timeout=0.05)),
+                             ("accept", lambda: px.accept(listener, cb, time.monotonic(), timeout=0.05)),
+                             ("send", lambda: px.send(b, data, cb, time.monotonic(), timeout=0.05))):
+            ops[kind] = submit()
+        drv.wait_for(*ops.values())
+        for kind, op in ops.items():
+            exc = op.exception
+            assert type(exc) is TimeoutError and not op.cancelled, (
+                f"a {kind} whose timeout ran out completed with {exc!r} (value {op._value!r}), not TimeoutError")
+            assert kind in str(exc) and "0.05 s" in str(exc), f"the TimeoutError does not say which op and when: {exc}"
+            assert surfaced[op] - op.tag >= 0.05, f"a {kind} timed out {surfaced[op] - op.tag:.4f} s after it was submitted"
+        assert ops["recv"].nbytes == 0
+        sent = ops["send"].nbytes
+        assert 0 <= sent < len(data), f"a send that timed out reports {sent} of {len(data)} bytes sent"
+        drv.wait_for(px.send(b, b"next"))
+        px.close(b)
+        got = recv_to_eof(px, a, drv)
+        assert got == data[:sent] + b"next", (
+            f"the peer got {len(got)} bytes; the timed-out send reported {sent}, and b'next' must follow them")
+        assert px.pending == 0
+
+
+def check_timeout_is_per_submission(backend) -> None:
+    """The stale-timer trap: a timer armed by hand for one submission of a
+    resubmitted recv (a sleep whose callback cancels the op) cancels the next
+    submission -- through its callback, which runs even for a cancelled sleep, or
+    by firing late. ``timeout=`` belongs to one submission: an op resubmitted with
+    a new timeout (or none) is never touched by the earlier one."""
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        buf = bytearray(16)
+        got: list = []
+
+        def record(op):
+            got.append(op.exception if op.exception else bytes(buf[:op.nbytes]))
+
+        # 1. by hand, disarmed with cancel(): the cancelled sleep still calls back
+        def on_recv(op):
+            record(op)
+            if len(got) == 1:
+                px.cancel(timer)  # the data won: disarm the timer ...
+                px.resubmit(op)  # ... and read on
+
+        op = px.recv(b, buf, on_recv)
+        timer = px.sleep(30, callback=lambda t: px.cancel(op))
+        px.send(a, b"one")
+        drv.wait_until(lambda: len(got) == 2, what="both completions of the hand-timed recv")
+        assert got[0] == b"one" and isinstance(got[1], OperationCancelled), (
+            f"expected the trap (the stale timer cancels the next submission), got {got}")
+
+        # 2. by hand, a careful timer (ignores its own cancellation) left armed: it
+        # fires during the next submission
+        got.clear()
+
+        def on_recv2(op):
+            record(op)
+            if len(got) == 1:
+                px.resubmit(op)
+
+        op = px.recv(b, buf, on_recv2)
+        px.sleep(0.05, callback=lambda t: None if t.cancelled else px.cancel(op))
+        px.send(a, b"two")
+        drv.wait_until(lambda: len(got) == 2, what="both completions of the hand-timed recv")
+        assert got[0] == b"two" and isinstance(got[1], OperationCancelled), (
+            f"expected the trap (the stale timer cancels the next submission), got {got}")
+
+        # 3. timeout=: the first submission's timer is dead once the op is resubmitted
+        got.clear()
+
+        def on_recv3(op):
+            record(op)
+            if len(got) == 1:
+                px.resubmit(op, timeout=30)
+
+        t0 = time.monotonic()
+        op = px.recv(b, buf, on_recv3, timeout=0.05)
+        px.send(a, b"three")
+        drv.wait_until(lambda: len(got) == 1, what="the first completion")
+        drv.wait_until(lambda: time.monotonic() - t0 > 0.3, what="time past the first timeout")
+        assert got == [b"three"], f"a timeout armed for an earlier submission acted on the resubmitted op: {got}"
+        px.send(a, b"four")
+        drv.wait_until(lambda: len(got) == 2, what="the resubmitted recv's data")
+        assert got == [b"three", b"four"], got
+        # ... and resubmitted without one, it has none
+        got.clear()
+        px.resubmit(op)
+        op.callback = record
+        drv.wait_until(lambda: time.monotonic() - t0 > 0.5, what="time passing")
+        assert not got, f"a recv resubmitted without a timeout completed with {got}"
+        px.send(a, b"five")
+        drv.wait_until(lambda: len(got) == 1, what="the last recv's data")
+        assert got == [b"five"], got

@@ -128,6 +128,28 @@ class TrySendJumpsTheQueueBackend(SelectorsBackend):
             return 0
 
 
+class CancelAsEofBackend(SelectorsBackend):
+    """A cancelled recv completes with 0 bytes, as if the stream had ended -- so a
+    recv whose timeout ran out reads as end of stream."""
+
+    name = "mutant-cancel-as-eof"
+
+    def cancel(self, op):
+        st = self._socks.get(op.sock)
+        if op.kind is OpKind.RECV and st is not None and op in st.recvs:
+            st.recvs.remove(op)
+            self._complete(op, 0, None)
+            return
+        super().cancel(op)
+
+
+def _timeouts_without_submissions(self, entry):
+    """A core whose timer entries do not tell one submission of an op from the
+    next: any timer of a pending op acts on it."""
+    op = entry[2]
+    return not op.done
+
+
 def test_early_send_completion_is_caught():
     with pytest.raises(AssertionError, match="the send completed but the peer got"):
         checks.check_send_done_means_handed_over(EarlySendBackend)
@@ -167,11 +189,25 @@ def test_try_send_ahead_of_a_pending_send_is_caught():
         checks.check_try_send_keeps_order(TrySendJumpsTheQueueBackend)
 
 
+def test_timeout_reported_as_end_of_stream_is_caught():
+    with pytest.raises(AssertionError, match="whose timeout ran out completed with None"):
+        checks.check_timeout_completes_with_timeout_error(CancelAsEofBackend)
+
+
+def test_stale_timeout_acting_on_a_resubmitted_op_is_caught(monkeypatch):
+    from overlapio.core.proactor import Proactor
+    monkeypatch.setattr(Proactor, "_armed", _timeouts_without_submissions)
+    with pytest.raises(AssertionError, match="a timeout armed for an earlier submission acted on the resubmitted op"):
+        checks.check_timeout_is_per_submission(SelectorsBackend)
+
+
 @pytest.mark.parametrize("check", [checks.check_exactly_once, checks.check_recv_order,
                                    checks.check_try_send_keeps_order,
                                    checks.check_send_done_means_handed_over,
                                    checks.check_cancel_race_keeps_data, checks.check_reset_during_recv,
-                                   checks.check_close_socket_cancels_pending])
+                                   checks.check_close_socket_cancels_pending,
+                                   checks.check_timeout_completes_with_timeout_error,
+                                   checks.check_timeout_is_per_submission])
 def test_the_real_backend_passes_the_same_checks(check):
     """The control group: the unmutated base class passes every check the mutants fail."""
     check(SelectorsBackend)
