@@ -1,0 +1,208 @@
+"""Each program in examples/ runs as ``python examples/NAME.py`` and does what it says."""
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+TIMEOUT = 60  # seconds: generous, the machine may be busy
+
+
+def run(name: str, *args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+class Background:
+    """An example server running in the background; ``.port`` once it listens."""
+
+    def __init__(self, name: str, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(EXAMPLES / name), "--port", "0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     text=True)
+        line = self.proc.stdout.readline()
+        m = re.match(r"Listening on 127\.0\.0\.1:(\d+)$", line.strip())
+        if not m:
+            self.proc.kill()
+            raise AssertionError(f"no listening line: {line!r} {self.proc.stderr.read()!r}")
+        self.port = int(m.group(1))
+
+    def finish(self, timeout: float = TIMEOUT) -> tuple[int, str, str]:
+        """Wait for the server to exit by itself: exit code and the rest of its output."""
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
+
+    def __enter__(self) -> "Background":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
+
+
+def connect(port: int, rcvbuf: int = 0) -> socket.socket:
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(TIMEOUT)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+@pytest.mark.parametrize("name", ["echo_server.py", "echo_client.py", "chat_server.py"])
+def test_help_and_bad_input(name):
+    res = run(name, "--help")
+    assert res.returncode == 0 and "--port" in res.stdout, res
+    res = run(name, "--port", "70000")
+    assert res.returncode == 2 and "--port must be" in res.stderr, res
+    res = run(name, "--port", "seven")
+    assert res.returncode == 2 and "invalid int value" in res.stderr, res
+
+
+# -- the classic echo pair -------------------------------------------------------------
+def test_echo_client_against_echo_server():
+    with Background("echo_server.py", "--max-clients", "1") as server:
+        client = run("echo_client.py", "--port", str(server.port), "--count", "3", "--interval", "0.01")
+        code, out, err = server.finish()
+    assert client.returncode == 0, client
+    assert client.stdout.splitlines() == [f"Connected to 127.0.0.1:{server.port}"] + [
+        "Send Data ! Len = 100", "Data Recv Len = 100"] * 3
+    assert code == 0, err
+    assert out.splitlines() == ["Client Connected !"] + ["Data Recv Len = 100"] * 3 + ["Client Disconnected !"]
+
+
+def test_echo_server_sends_every_byte_back():
+    payload = bytes(range(256)) * 400  # more than its 100-byte buffer, many times over
+    with Background("echo_server.py", "--max-clients", "1") as server:
+        with connect(server.port) as sock:
+            sender = threading.Thread(target=sock.sendall, args=(payload,))
+            sender.start()
+            got = bytearray()
+            while len(got) < len(payload):
+                chunk = sock.recv(65536)
+                assert chunk, "the server closed early"
+                got += chunk
+            sender.join()
+        code, out, _ = server.finish()
+    assert got == payload
+    assert code == 0 and out.splitlines()[-1] == "Client Disconnected !"
+
+
+def test_echo_client_says_when_it_cannot_connect():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: refused
+        res = run("echo_client.py", "--port", str(port), "--count", "1")
+    assert res.returncode == 1
+    assert res.stderr.strip() == f"cannot connect to 127.0.0.1:{port}: [Errno 111] Connection refused"
+
+
+# -- chat ------------------------------------------------------------------------------
+class LineReader(threading.Thread):
+    """Reads lines from a blocking socket in the background until ``done(lines)``."""
+
+    def __init__(self, sock: socket.socket, done) -> None:
+        super().__init__(daemon=True)
+        self.sock, self.done, self.lines, self.eof = sock, done, [], False
+        self.start()
+
+    def run(self) -> None:
+        data = b""
+        while not self.done(self.lines):
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                self.eof = True
+                return
+            data += chunk
+            *complete, data = data.split(b"\n")
+            self.lines += [line.decode() for line in complete]
+
+
+def _readline(sock: socket.socket) -> str:
+    line = b""
+    while not line.endswith(b"\n"):
+        byte = sock.recv(1)
+        assert byte, "end of stream"
+        line += byte
+    return line.decode().rstrip("\n")
+
+
+def _chat_room(port: int):
+    """Three clients in the room, each past its welcome and join lines; the second
+    one's receive buffer as small as the OS allows."""
+    a = connect(port)
+    assert _readline(a) == "* welcome, client1; 0 here before you"
+    b = connect(port, rcvbuf=1024)
+    assert _readline(b) == "* welcome, client2; 1 here before you"
+    c = connect(port)
+    assert _readline(c) == "* welcome, client3; 2 here before you"
+    assert [_readline(a), _readline(a), _readline(b)] == ["* client2 joined", "* client3 joined", "* client3 joined"]
+    return a, b, c
+
+
+# 8 MB: more than the OS buffers for a client that does not read (loopback grows a
+# socket's send buffer up to 4 MB here), so the server's own queue must fill.
+LINES = [f"line {i:05d} " + "x" * 1000 for i in range(8000)]
+
+
+def _leave(sock: socket.socket) -> bytes:
+    """Say goodbye (end of stream) and read what is left until the server closes."""
+    sock.shutdown(socket.SHUT_WR)
+    return b"".join(iter(lambda: sock.recv(65536), b""))
+
+
+def test_chat_broadcasts_and_disconnects_a_slow_client():
+    with Background("chat_server.py", "--max-clients", "3", "--max-queue", "8192") as server:
+        a, b, c = _chat_room(server.port)
+        with a, b, c:  # b never reads while a talks
+            reader = LineReader(c, lambda lines: len(lines) >= len(LINES) + 1)
+            a.sendall("".join(line + "\n" for line in LINES).encode())
+            reader.join(TIMEOUT)
+            assert not reader.is_alive() and not reader.eof
+            said = [line for line in reader.lines if not line.startswith("* ")]
+            assert said == [f"client1: {line}" for line in LINES]  # every line, in order, once
+            assert [line for line in reader.lines if line.startswith("* ")] == ["* client2 left"]
+            assert _readline(a) == "* client2 left"
+            b_got = b"".join(iter(lambda: b.recv(65536), b""))  # what was sent to it, then end of stream
+            assert 0 < len(b_got) < len("".join(LINES)) // 2
+            assert _leave(a) == b""
+            assert _leave(c) == b"* client1 left\n"
+        code, out, err = server.finish()
+    assert code == 0, err
+    assert re.search(r"^client2 left \(too slow: \d+ bytes waiting\)$", out, re.M), out
+    assert "client1 left (end of stream)" in out and "client3 left (end of stream)" in out, out
+
+
+def test_chat_drops_lines_for_a_slow_client_and_says_how_many():
+    with Background("chat_server.py", "--max-clients", "3", "--max-queue", "8192", "--slow", "drop") as server:
+        a, b, c = _chat_room(server.port)
+        with a, b, c:
+            reader = LineReader(c, lambda lines: len(lines) >= len(LINES))
+            a.sendall("".join(line + "\n" for line in LINES).encode())
+            reader.join(TIMEOUT)
+            assert reader.lines == [f"client1: {line}" for line in LINES]  # c keeps up: nothing dropped
+
+            def b_accounted(lines):
+                dropped = [int(m.group(1)) for m in map(re.compile(r"\* (\d+) lines dropped").match, lines) if m]
+                return len([x for x in lines if x.startswith("client1: ")]) + sum(dropped) >= len(LINES)
+
+            slow = LineReader(b, b_accounted)  # now b reads: what it missed is counted for it
+            slow.join(TIMEOUT)
+            assert not slow.is_alive() and not slow.eof
+            got = [line for line in slow.lines if line.startswith("client1: ")]
+            assert any("lines dropped" in line for line in slow.lines)
+            assert got == [f"client1: {line}" for line in LINES if f"client1: {line}" in got]  # in order
+            assert len(got) < len(LINES) and b_accounted(slow.lines)
+            for sock in (a, b, c):
+                _leave(sock)
+        code, out, err = server.finish()
+    assert code == 0, err
+    assert "too slow" not in out and out.count("left (end of stream)") == 3, out
