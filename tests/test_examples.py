@@ -206,3 +206,47 @@ def test_chat_drops_lines_for_a_slow_client_and_says_how_many():
         code, out, err = server.finish()
     assert code == 0, err
     assert "too slow" not in out and out.count("left (end of stream)") == 3, out
+
+
+# -- timeouts (every op method's timeout=) ----------------------------------------------
+def test_timeout_client_gets_its_replies():
+    with Background("echo_server.py", "--max-clients", "1") as server:
+        res = run("timeout_client.py", "--port", str(server.port), "--timeout", "10", "hello", "world")
+        assert res.returncode == 0, res
+        assert res.stdout.splitlines() == ["reply: hello", "reply: world"]
+        code, _, err = server.finish()
+    assert code == 0, err
+
+
+def test_timeout_client_gives_up_on_a_silent_server():
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # connects, never answers
+        start = time.monotonic()
+        res = run("timeout_client.py", "--port", str(silent.getsockname()[1]), "--timeout", "0.3", "ping")
+        took = time.monotonic() - start
+    assert res.returncode == 1 and res.stdout == "", res
+    assert res.stderr.strip() == "waiting for the reply to 'ping': timed out after 0.3 s"
+    assert 0.3 <= took < 20
+
+
+def test_timeout_client_timeout_is_per_op_not_per_run():
+    """Replies each 0.2 s after their line: six take 1.2 s in all, each well within
+    the 0.6 s timeout; a timer left over from an earlier op must not cut one short."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def slow_echo() -> None:
+            conn, _ = listener.accept()
+            with conn, conn.makefile("rwb", buffering=0) as f:
+                for line in iter(f.readline, b""):
+                    time.sleep(0.2)
+                    f.write(line)
+
+        server = threading.Thread(target=slow_echo, daemon=True)
+        server.start()
+        start = time.monotonic()
+        res = run("timeout_client.py", "--port", str(listener.getsockname()[1]), "--timeout", "0.6",
+                  *(f"line{i}" for i in range(6)))
+        took = time.monotonic() - start
+        server.join(TIMEOUT)
+    assert res.returncode == 0, res
+    assert res.stdout.splitlines() == [f"reply: line{i}" for i in range(6)]
+    assert took >= 1.2
