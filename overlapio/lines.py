@@ -22,36 +22,59 @@ class LineTooLong(ValueError):
 
 
 class LineBuffer:
-    """Collects bytes fed to it and returns the complete lines.
+    """Collects bytes and hands out the complete lines.
 
     A line ends with ``b"\\n"``; a ``b"\\r"`` just before it is dropped too, so
     ``b"\\r\\n"`` (HTTP, telnet) works as well. ``max_line`` bounds the memory a
-    peer can make it hold: :meth:`feed` raises :class:`LineTooLong` for a line
-    longer than that (not counting its end), as soon as it has seen that much.
+    peer can make it hold: a line longer than that (not counting its end) raises
+    :class:`LineTooLong` as soon as it is seen.
+
+    :meth:`feed` adds bytes and returns every line they completed. Where the
+    stream changes from lines to raw bytes (HTTP's header, then its body), take
+    the lines one at a time with :meth:`add` and :meth:`line`, then the bytes
+    after them with :meth:`rest`.
     """
 
     def __init__(self, max_line: int = 64 * 1024) -> None:
         if max_line < 1:
             raise ValueError(f"max_line must be at least 1, not {max_line}")
         self.max_line = max_line
-        self._partial = bytearray()
+        self._buf = bytearray()
+        self._pos = 0  # where the next line starts in _buf
 
     def feed(self, data: bytes) -> list[bytes]:
-        """Add ``data``; return the lines it completed (possibly none), in order."""
-        self._partial += data
-        *lines, rest = self._partial.split(b"\n")
-        lines = [bytes(line[:-1] if line.endswith(b"\r") else line) for line in lines]
-        if len(rest) > self.max_line or any(len(line) > self.max_line for line in lines):
+        """Add ``data``; return the lines now complete (possibly none), in order."""
+        self.add(data)
+        return list(iter(self.line, None))
+
+    def add(self, data: bytes) -> None:
+        """Add ``data`` without taking any line out."""
+        self._buf += data
+
+    def line(self) -> "bytes | None":
+        """The next complete line, without its end; ``None`` if there is none yet."""
+        buf, pos = self._buf, self._pos
+        end = buf.find(b"\n", pos)
+        if end < 0:
+            if len(buf) - pos > self.max_line:
+                raise LineTooLong(f"a line longer than {self.max_line} bytes")
+            del buf[:pos]  # keep only the unfinished line
+            self._pos = 0
+            return None
+        self._pos = end + 1
+        if end > pos and buf[end - 1] == 13:  # b"\r"
+            end -= 1
+        if end - pos > self.max_line:
             raise LineTooLong(f"a line longer than {self.max_line} bytes")
-        self._partial = bytearray(rest)
-        return lines
+        return bytes(buf[pos:end])
 
     def rest(self) -> bytes:
-        """The bytes after the last complete line (the start of a body, say), and
+        """The bytes after the last line taken out (the start of a body, say), and
         forget them."""
-        rest, self._partial = bytes(self._partial), bytearray()
+        rest = bytes(self._buf[self._pos:])
+        self._buf, self._pos = bytearray(), 0
         return rest
 
     def __len__(self) -> int:
-        """How many bytes wait for the end of their line."""
-        return len(self._partial)
+        """How many bytes are held (not yet taken out as lines)."""
+        return len(self._buf) - self._pos

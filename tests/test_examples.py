@@ -57,10 +57,20 @@ def connect(port: int, rcvbuf: int = 0) -> socket.socket:
     return sock
 
 
-@pytest.mark.parametrize("name", ["echo_server.py", "echo_client.py", "chat_server.py"])
-def test_help_and_bad_input(name):
+def test_every_example_is_run_by_a_test():
+    tested = set(re.findall(r'"(\w+\.py)"', Path(__file__).read_text()))
+    assert {p.name for p in EXAMPLES.glob("*.py")} <= tested
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))
+def test_help(name):
     res = run(name, "--help")
-    assert res.returncode == 0 and "--port" in res.stdout, res
+    assert res.returncode == 0 and res.stdout.startswith(f"usage: {name}"), res
+
+
+@pytest.mark.parametrize("name", ["echo_server.py", "echo_client.py", "chat_server.py", "pull_client.py",
+                                  "timeout_client.py"])
+def test_bad_port(name):
     res = run(name, "--port", "70000")
     assert res.returncode == 2 and "--port must be" in res.stderr, res
     res = run(name, "--port", "seven")
@@ -250,3 +260,70 @@ def test_timeout_client_timeout_is_per_op_not_per_run():
     assert res.returncode == 0, res
     assert res.stdout.splitlines() == [f"reply: line{i}" for i in range(6)]
     assert took >= 1.2
+
+
+# -- pull mode -------------------------------------------------------------------------
+def test_pull_client_against_echo_server():
+    with Background("echo_server.py", "--max-clients", "1") as server:
+        res = run("pull_client.py", "--port", str(server.port), "--count", "4")
+        assert res.returncode == 0, res
+        code, out, err = server.finish()
+    assert res.stdout.splitlines() == [f"Connected to 127.0.0.1:{server.port}"] + ["Send Data ! Len = 100"] * 4 \
+        + ["Data Recv Len = 100"] * 4 + ["All 4 echoed"]
+    assert code == 0 and out.count("Data Recv Len = 100") == 4, err
+
+
+def test_pull_client_gives_up_when_nothing_completes():
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        res = run("pull_client.py", "--port", str(silent.getsockname()[1]), "--wait", "0.3")
+    assert res.returncode == 1
+    assert res.stderr.strip() == "nothing completed for 0.3 s: is the server an echo server?"
+
+
+# -- HTTP ------------------------------------------------------------------------------
+@pytest.fixture
+def web(tmp_path):
+    """A local http.server on 127.0.0.1 serving tmp_path: its base URL (by name)."""
+    import functools
+    import http.server
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.func.log_message = lambda *a: None  # no request log on stderr
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://localhost:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_get_fetches_a_file_whole(web, tmp_path):
+    body = bytes(range(256)) * 1200 + b"\nlast line\n"  # several receive buffers, lines in the body
+    (tmp_path / "data.bin").write_bytes(body)
+    res = subprocess.run([sys.executable, str(EXAMPLES / "http_get.py"), f"{web}/data.bin"],
+                         capture_output=True, timeout=TIMEOUT)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == body
+    assert res.stderr.decode().strip() == "HTTP/1.0 200 OK"
+
+
+def test_http_get_reports_a_missing_page_and_a_bad_url(web):
+    res = run("http_get.py", f"{web}/nothing-here")
+    assert res.returncode == 1 and res.stderr.strip() == "HTTP/1.0 404 File not found", res
+    res = run("http_get.py", "ftp://localhost/")
+    assert res.returncode == 2 and "not an http:// URL: 'ftp://localhost/'" in res.stderr
+    res = run("http_get.py", "http://localhost:99999/")
+    assert res.returncode == 2 and "Port out of range" in res.stderr
+
+
+def test_http_get_says_what_failed(web):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # bound, not listening: refused
+        res = run("http_get.py", f"http://127.0.0.1:{s.getsockname()[1]}/")
+    assert res.returncode == 1
+    assert res.stderr.splitlines()[-1].startswith("cannot connect to 127.0.0.1 port"), res
+    res = run("http_get.py", "http://no-such-host.invalid/")
+    assert res.returncode == 1 and res.stderr.startswith("cannot resolve no-such-host.invalid:"), res
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        res = run("http_get.py", "--timeout", "0.3", f"http://127.0.0.1:{silent.getsockname()[1]}/")
+    assert res.returncode == 1 and res.stderr.strip() == "no complete reply within 0.3 s", res

@@ -32,6 +32,15 @@ def test_rest_is_what_follows_the_last_line():
     assert buf.rest() == b"body"
 
 
+def test_lines_one_at_a_time_then_the_raw_bytes_after_them():
+    buf = LineBuffer()
+    buf.add(b"HTTP/1.0 200 OK\r\nContent-Length: 12\r")
+    assert [buf.line(), buf.line()] == [b"HTTP/1.0 200 OK", None]
+    buf.add(b"\n\r\nline 1\nline 2\n")  # the body has lines of its own: they stay bytes
+    assert [buf.line(), buf.line()] == [b"Content-Length: 12", b""]
+    assert len(buf) == 14 and buf.rest() == b"line 1\nline 2\n" and buf.line() is None
+
+
 def test_a_line_too_long_is_refused_as_soon_as_it_is():
     buf = LineBuffer(max_line=5)
     assert buf.feed(b"12345\r\n12") == [b"12345"]
