@@ -327,3 +327,43 @@ def test_http_get_says_what_failed(web):
     with socket.create_server(("127.0.0.1", 0)) as silent:
         res = run("http_get.py", "--timeout", "0.3", f"http://127.0.0.1:{silent.getsockname()[1]}/")
     assert res.returncode == 1 and res.stderr.strip() == "no complete reply within 0.3 s", res
+
+
+# -- the code in the docs --------------------------------------------------------------
+DOCS = EXAMPLES.parent
+
+
+def _code_block(doc: str, marker: str) -> str:
+    """The python block of ``doc`` that contains ``marker``."""
+    blocks = re.findall(r"```python\n(.*?)```", (DOCS / doc).read_text(), re.S)
+    found = [b for b in blocks if marker in b]
+    assert len(found) == 1, f"{doc}: {len(found)} blocks with {marker!r}"
+    return found[0]
+
+
+def _run_code(code: str, port: int) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code.replace("7777", str(port))], capture_output=True,
+                          text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+
+
+def test_readme_pull_mode_snippet_runs_as_written():
+    code = _code_block("README.md", "px.wait(")
+    with Background("echo_server.py", "--max-clients", "1") as server:
+        res = _run_code(code, server.port)
+        assert res.returncode == 0, res
+        code_, out, err = server.finish()
+    assert res.stdout == "echo: b'Hello World'\n"
+    assert code_ == 0 and "Data Recv Len = 100" in out, err
+
+
+def test_concepts_timeout_client_from_scratch():
+    """The timeout client written out in docs/concepts.md (needs timeout=)."""
+    code = _code_block("docs/concepts.md", "def on_sent(sock, op):")
+    with Background("echo_server.py", "--max-clients", "1") as server:
+        res = _run_code(code, server.port)
+        assert res.returncode == 0, res
+        assert res.stdout == "reply: b'hello\\n'\n"
+        server.finish()
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        res = _run_code(code.replace("2.0", "0.3"), silent.getsockname()[1])
+    assert res.returncode == 1 and res.stderr == "no reply within 2 s\n", res
