@@ -601,6 +601,21 @@ def machine_info(tools: Tools) -> dict:
     return info
 
 
+def overlapio_version() -> str:
+    """The version of overlapio measured, and the commit of this checkout if known."""
+    try:
+        version = subprocess.run([sys.executable, "-c", "import overlapio; print(overlapio.__version__)"],
+                                 capture_output=True, text=True, timeout=60, cwd=REPO).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        version = ""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                timeout=10, cwd=REPO).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return " ".join(x for x in (version or "?", f"at {commit}" if commit else "") if x)
+
+
 # ----------------------------------------------------------------- the run
 def _short(rec: dict) -> str:
     if not rec.get("ok"):
@@ -700,7 +715,7 @@ def run(settings: Settings, sel: Selection, progress_stream=None, quiet: bool = 
                  "elapsed_s": (finished - started).total_seconds(),
                  "settings": settings.__dict__, "only": {"workloads": sel.workloads,
                                                          "contestants": sel.contestants},
-                 "machine": machine_info(tools), "notes": notes,
+                 "machine": machine_info(tools), "overlapio": overlapio_version(), "notes": notes,
                  "overlapio_backends": {k: list(v) for k, v in backends.items()},
                  "servers": [s.name for s in servers], "inproc": inproc,
                  "thresholds": {"other_load_max": stats.OTHER_LOAD_MAX, "steal_max": stats.STEAL_MAX,

@@ -13,12 +13,13 @@ Flags in the tables (details per repeat are in results.json):
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Optional
 
 from . import stats
 from .workloads import (BASELINES, INPROC_BASELINES, INPROC_WORKLOADS, NETWORK_WORKLOADS,
-                        size_label)
+                        parse_size, size_label)
 
 NET_METRICS = ("msgs_per_s", "mb_per_s", "p50_us", "p99_us", "server_cpu_per_msg_us",
                "server_util", "loadgen_util", "server_peak_rss_kib")
@@ -145,6 +146,8 @@ def markdown(res: dict) -> str:
                f"Python {mach['python']}, cc: {mach['cc'] or '-'}, uvloop {mach.get('uvloop') or '-'}, "
                f"trio {mach.get('trio') or '-'}; load average at start "
                f"{', '.join(f'{x:.2f}' for x in mach['loadavg_at_start'])}.")
+    if meta.get("overlapio"):
+        out.append(f"overlapio: {meta['overlapio']}.")
     if mach.get("glibc_tunables"):
         out.append(f"GLIBC_TUNABLES was set: `{mach['glibc_tunables']}`.")
     out.append("")
@@ -257,59 +260,233 @@ def markdown(res: dict) -> str:
 
 
 # ----------------------------------------------------------------- plots
+# overlapio's lines are drawn strong; the others muted, asyncio-buffered (the main
+# baseline) a little darker than the rest.
+_STRONG = ("#0b4f9c", "#c2185b", "#00796b")
+_MUTED = {"asyncio-buffered": "#555555", "c-epoll": "#8d6e63", "uvloop-protocol": "#9575cd",
+          "selectors-raw": "#4db6ac", "asyncio-protocol": "#e6a064", "asyncio-streams": "#e57373",
+          "trio": "#aed581"}
+_MARKERS = "osD^v<>ph*"
+
+
+def _style(name: str, index: int, overlapio_index: int) -> dict:
+    if name.startswith("overlapio"):
+        return {"color": _STRONG[overlapio_index % len(_STRONG)], "linewidth": 2.8, "markersize": 7,
+                "marker": "o", "zorder": 10, "alpha": 1.0}
+    return {"color": _MUTED.get(name, "#b0bec5"), "linewidth": 1.6 if name == "asyncio-buffered" else 1.2,
+            "markersize": 4.5, "marker": _MARKERS[(index + 1) % len(_MARKERS)], "zorder": 5,
+            "alpha": 0.95 if name == "asyncio-buffered" else 0.8,
+            "linestyle": "--" if name == "c-epoll" else "-"}
+
+
+def plot_caption(meta: dict) -> str:
+    """The machine, the versions and the run, for a figure's title."""
+    mach = meta.get("machine", {})
+    st = meta.get("settings", {})
+    parts = [f"{mach.get('cpu_model', '?')}, {mach.get('ncpu', '?')} CPUs, Linux {mach.get('kernel', '?')}",
+             f"Python {mach.get('python', '?')}"]
+    if meta.get("overlapio"):
+        parts.append(f"overlapio {meta['overlapio']}")
+    parts += [f"{mod} {mach[mod]}" for mod in ("uvloop", "trio") if mach.get(mod)]
+    if mach.get("cc"):
+        parts.append(f"cc {str(mach['cc']).split()[-1]}")
+    run = f"run of {str(meta.get('started', '?'))[:16].replace('T', ' ')}"
+    if st:
+        run += (f" ({'quick' if st.get('quick') else 'full'}: {st.get('repeats')} repeats × "
+                f"{st.get('duration')} s, median and min–max)")
+    return " · ".join(parts) + "\n" + run
+
+
 def plots(res: dict, out_dir: Path) -> tuple[list[str], str]:
-    """PNG plots of pingpong throughput and server CPU per message against the
-    connection count, one line per contestant, one file per message size.
+    """PNG plots of pingpong, one file per message size: round trips per second
+    against the connection count; server CPU per round trip against the connection
+    count from 10 connections up (a log scale, so the close lines stay apart); and
+    server CPU per round trip at one connection, whose values are several times
+    higher (one wakeup per message) and would squeeze the others into a thin band.
     Returns (files, note); note explains why there are none."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
     except ImportError:
         return [], "plots skipped: matplotlib not installed (pip install matplotlib, or the bench extra)"
     summ = [s for s in res["summary"] if s["workload"] == "pingpong"]
     if not summ:
         return [], "no pingpong results to plot"
+    caption = plot_caption(res.get("meta", {}))
+    plain = FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 10 else f"{v:g}")
     files = []
     for size in sorted({s["size"] for s in summ}):
         rows = [s for s in summ if s["size"] == size]
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
-        for name in dict.fromkeys(s["contestant"] for s in rows):
-            pts = sorted((s for s in rows if s["contestant"] == name), key=lambda s: s["conns"])
-            for ax, metric in zip(axes, ("msgs_per_s", "server_cpu_per_msg_us")):
-                xs, ys, lo, hi = [], [], [], []
-                for s in pts:
-                    v = s["metrics"].get(metric)
-                    if v:
-                        xs.append(s["conns"])
-                        ys.append(v["median"])
-                        lo.append(v["median"] - v["min"])
-                        hi.append(v["max"] - v["median"])
-                if xs:
-                    style = "--" if name == "c-epoll" else "-"
-                    ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", linestyle=style, capsize=3,
-                                label=name)
-        axes[0].set_title(f"pingpong {size_label(size)}: throughput")
-        axes[0].set_ylabel("round trips per second (median, min–max)")
-        axes[1].set_title(f"pingpong {size_label(size)}: server CPU per message")
-        axes[1].set_ylabel("server CPU µs per round trip")
+        names = list(dict.fromkeys(s["contestant"] for s in rows))
+        names.sort(key=lambda n: not n.startswith("overlapio"))  # overlapio first in the legend
         conns = sorted({s["conns"] for s in rows})
-        for ax in axes:
+        many = [c for c in conns if c > 1]
+        single = 1 in conns
+        widths = [1.0] + ([1.0] if many else []) + ([0.62] if single else [])
+        fig, axes = plt.subplots(1, len(widths), figsize=(5.2 * sum(widths) + 1.0, 5.4),
+                                 gridspec_kw={"width_ratios": widths}, squeeze=False)
+        axes = list(axes[0])
+        ax_tp = axes.pop(0)
+        ax_cpu = axes.pop(0) if many else None
+        ax_one = axes.pop(0) if single else None
+        label = re.sub(r"(\d)([KM]?i?B)$", r"\1 \2", size_label(size))  # "1 KiB"
+
+        def point(s: dict, metric: str):
+            v = s["metrics"].get(metric)
+            return None if not v else (v["median"], v["median"] - v["min"], v["max"] - v["median"])
+
+        n_over = 0
+        dodge = {n: 1.0 + 0.05 * (i - (len(names) - 1) / 2) / max(1, len(names) - 1) * 2
+                 for i, n in enumerate(names)}  # spread the error bars of one x a little
+        for i, name in enumerate(names):
+            style = _style(name, i, n_over)
+            n_over += name.startswith("overlapio")
+            pts = sorted((s for s in rows if s["contestant"] == name), key=lambda s: s["conns"])
+            for ax, metric, keep in ((ax_tp, "msgs_per_s", conns), (ax_cpu, "server_cpu_per_msg_us", many)):
+                if ax is None:
+                    continue
+                data = [(s["conns"] * dodge[name], p) for s in pts if s["conns"] in keep
+                        for p in [point(s, metric)] if p]
+                if data:
+                    ax.errorbar([x for x, _ in data], [p[0] for _, p in data],
+                                yerr=[[p[1] for _, p in data], [p[2] for _, p in data]], capsize=2.5,
+                                label=name if ax is ax_tp else None, **style)
+        if ax_one is not None:
+            bars = [(name, point(s, "server_cpu_per_msg_us")) for name in names for s in rows
+                    if s["contestant"] == name and s["conns"] == 1]
+            bars = [(n, p) for n, p in bars if p]
+            ys = range(len(bars))
+            ax_one.barh(list(ys), [p[0] for _, p in bars], xerr=[[p[1] for _, p in bars], [p[2] for _, p in bars]],
+                        color=[_style(n, names.index(n), 0)["color"] for n, _ in bars], capsize=2.5,
+                        alpha=0.9, error_kw={"elinewidth": 1})
+            ax_one.set_yticks(list(ys))
+            ax_one.set_yticklabels([n for n, _ in bars], fontsize=8)
+            for tick, (n, _) in zip(ax_one.get_yticklabels(), bars):
+                if n.startswith("overlapio"):
+                    tick.set_fontweight("bold")
+            ax_one.invert_yaxis()
+            ax_one.set_title("1 connection: server CPU\nper round trip (lower is better)", fontsize=10)
+            ax_one.set_xlabel("µs of server CPU per round trip")
+            ax_one.grid(True, axis="x", alpha=0.3)
+        ax_tp.set_title("round trips per second\n(higher is better)", fontsize=10)
+        ax_tp.set_ylabel("round trips per second")
+        ax_tp.set_ylim(bottom=0)
+        ax_tp.yaxis.set_major_formatter(plain)
+        if ax_cpu is not None:
+            ax_cpu.set_title(f"server CPU per round trip, {many[0]:,}–{many[-1]:,} connections\n"
+                             "(lower is better; log scale)", fontsize=10)
+            ax_cpu.set_ylabel("µs of server CPU per round trip")
+            ax_cpu.set_yscale("log")
+            ax_cpu.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax_cpu.yaxis.set_major_formatter(plain)
+            ax_cpu.yaxis.set_minor_formatter(NullFormatter())
+        for ax, ticks in ((ax_tp, conns), (ax_cpu, many)):
+            if ax is None:
+                continue
             ax.set_xscale("log")
-            ax.set_xticks(conns)
-            ax.set_xticklabels([f"{c:,}" for c in conns])
-            ax.minorticks_off()
-            ax.set_xlabel("connections")
-            ax.set_ylim(bottom=0)
-            ax.grid(True, alpha=0.3)
-        axes[1].legend(fontsize=8)
-        fig.suptitle(f"overlapio bench {res['meta']['started']}", fontsize=9)
-        fig.tight_layout()
+            ax.set_xticks(ticks)
+            ax.set_xticklabels([f"{c:,}" for c in ticks])
+            ax.minorticks_off() if ax is ax_tp else ax.xaxis.set_minor_locator(plt.NullLocator())
+            ax.set_xlim(ticks[0] / 1.6, ticks[-1] * 1.6)
+            ax.set_xlabel("connections (each: send a message, read it back, repeat)")
+            ax.grid(True, alpha=0.3, which="major")
+        handles, labels = ax_tp.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), fontsize=8.5, frameon=False)
+        fig.suptitle(f"Echo ping-pong with {label} messages: one round trip = {label} sent and the same "
+                     f"{label} read back\n{caption}", fontsize=9.5)
+        fig.tight_layout(rect=(0, 0.07, 1, 1))
         path = out_dir / f"pingpong_{size_label(size)}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         files.append(path.name)
     return files, ""
+
+
+def _number(text: str) -> float:
+    """The inverse of stats.fmt_num: '12.6k' -> 12600.0, '1.90M' -> 1900000.0."""
+    text = text.strip()
+    scale = {"k": 1e3, "M": 1e6}.get(text[-1:], 1.0)
+    return float(text[:-1] if scale != 1.0 else text) * scale
+
+
+def _summary_cell(text: str) -> Optional[dict]:
+    m = re.fullmatch(r"\s*([\d.]+[kM]?)(?: \(([\d.]+[kM]?)–([\d.]+[kM]?)\))?\s*", text)
+    if not m:
+        return None
+    med = _number(m.group(1))
+    lo, hi = (_number(m.group(2)), _number(m.group(3))) if m.group(2) else (med, med)
+    return {"median": med, "min": lo, "max": hi, "n": 2 if m.group(2) else 1}
+
+
+def results_from_markdown(text: str) -> dict:
+    """What :func:`plots` needs, read back from a results.md (for a run whose
+    results.json was not kept): the pingpong medians and ranges as the tables show
+    them (three significant digits), the machine and the run settings."""
+    meta: dict = {"machine": {}, "settings": {}}
+    m = re.search(r"^# overlapio benchmark results — (\S+)", text, re.M)
+    if m:
+        meta["started"] = m.group(1)
+    m = re.search(r"^Mode: (\w+); repeats (\d+); window ([\d.]+) s", text, re.M)
+    if m:
+        meta["settings"] = {"quick": m.group(1) == "quick", "repeats": int(m.group(2)),
+                            "duration": float(m.group(3))}
+    m = re.search(r"^Machine: (.*), (\d+) CPUs, Linux (\S+), Python (\S+), cc: (.*?), uvloop (\S+), "
+                  r"trio (\S+);", text, re.M)
+    if m:
+        meta["machine"] = {"cpu_model": m.group(1), "ncpu": int(m.group(2)), "kernel": m.group(3),
+                           "python": m.group(4), "cc": m.group(5),
+                           "uvloop": None if m.group(6) == "-" else m.group(6),
+                           "trio": None if m.group(7) == "-" else m.group(7)}
+    m = re.search(r"^overlapio: (.*)\.$", text, re.M)
+    if m:
+        meta["overlapio"] = m.group(1)
+    summary = []
+    section = re.search(r"^## pingpong\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    lines = section.group(1).splitlines() if section else []
+    header = next((ln for ln in lines if ln.startswith("| config")), None)
+    if header:
+        cols = [c.strip() for c in header.strip("|").split("|")]
+        for ln in lines:
+            cells = [c.strip() for c in ln.strip("|").split("|")]
+            if len(cells) != len(cols) or not re.fullmatch(r"\d+[KMG]?i?B x\d+", cells[0]):
+                continue
+            row = dict(zip(cols, cells))
+            size_text, conns = row["config"].split(" x")
+            summary.append({"workload": "pingpong", "config": row["config"], "contestant": row["contestant"],
+                            "size": parse_size(size_text), "conns": int(conns),
+                            "metrics": {"msgs_per_s": _summary_cell(row["msgs/s"]),
+                                        "server_cpu_per_msg_us": _summary_cell(row["server CPU µs/msg"])}})
+    return {"meta": meta, "summary": summary}
+
+
+def main(argv: Optional[list] = None) -> int:
+    """``python -m bench.report RESULTS [--out DIR]``: draw the plots again from a
+    results.json (or, when only that was kept, a results.md)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.report",
+                                     description="Draw the pingpong plots again from recorded results.")
+    parser.add_argument("results", type=Path, help="a results.json, or a results.md")
+    parser.add_argument("--out", type=Path, help="where the PNGs go (default: beside RESULTS)")
+    parser.add_argument("--overlapio", metavar="VERSION",
+                        help="the overlapio version (and commit) measured, for results that do not say")
+    a = parser.parse_args(argv)
+    try:
+        text = a.results.read_text()
+    except OSError as exc:
+        parser.error(f"cannot read {a.results}: {exc.strerror}")
+    res = json.loads(text) if a.results.suffix == ".json" else results_from_markdown(text)
+    if not res.get("summary"):
+        parser.error(f"no pingpong results in {a.results}")
+    if a.overlapio:
+        res.setdefault("meta", {})["overlapio"] = a.overlapio
+    out = a.out or a.results.parent
+    out.mkdir(parents=True, exist_ok=True)
+    files, note = plots(res, out)
+    print(note or "wrote " + ", ".join(str(out / f) for f in files))
+    return 1 if note else 0
 
 
 def write_all(res: dict, out_dir: Path, make_plots: bool = True) -> dict:
@@ -329,3 +506,7 @@ def write_all(res: dict, out_dir: Path, make_plots: bool = True) -> dict:
     written["md"] = str(out_dir / "results.md")
     written["markdown"] = md
     return written
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

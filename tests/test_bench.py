@@ -123,6 +123,56 @@ def test_markdown_renders_tables():
     assert "2.00" in row and "0.50" in row  # 2x the throughput, half the CPU per message
 
 
+def _pingpong_results() -> dict:
+    """Two contestants at 1, 10 and 100 connections, two repeats each, as a run records them."""
+    recs = []
+    for rep in range(2):
+        for conns in (1, 10, 100):
+            for name, cpu in (("overlapio-posix", 9.0), ("asyncio-buffered", 10.0)):
+                cpu_here = cpu * (4 if conns == 1 else 1) + rep
+                recs.append(_run(name, rep, config=f"1KiB x{conns}", conns=conns, msgs_per_s=12345.0 * conns ** 0.5,
+                                 server_cpu_per_msg_us=cpu_here, p50_us=50.0, p99_us=90.0, server_util=0.5,
+                                 loadgen_util=0.5, server_peak_rss_kib=2048))
+    raw = {"meta": {"started": "2026-01-02T03:04:05+00:00", "elapsed_s": 60.0, "notes": [],
+                    "settings": Settings.for_mode(True).__dict__, "overlapio": "0.1.0 at abc1234",
+                    "machine": {"cpu_model": "Some CPU", "ncpu": 2, "kernel": "6.1", "python": "3.11.7",
+                                "cc": "cc (Debian 12.2.0-14) 12.2.0", "uvloop": "0.19.0", "trio": None,
+                                "loadavg_at_start": (0.0, 0.0, 0.0)}},
+           "skipped": [], "records": recs}
+    return report.build_results(raw)
+
+
+def test_results_read_back_from_markdown_for_the_plots():
+    res = _pingpong_results()
+    back = report.results_from_markdown(report.markdown(res))
+    assert back["meta"]["machine"]["python"] == "3.11.7" and back["meta"]["machine"]["trio"] is None
+    assert back["meta"]["overlapio"] == "0.1.0 at abc1234" and back["meta"]["settings"]["repeats"] == 3
+    want = {(s["contestant"], s["conns"]): s["metrics"] for s in res["summary"]}
+    got = {(s["contestant"], s["conns"]): s["metrics"] for s in back["summary"]}
+    assert set(got) == set(want) and len(got) == 6
+    for key, metrics in want.items():
+        for m in ("msgs_per_s", "server_cpu_per_msg_us"):
+            for k in ("median", "min", "max"):
+                assert got[key][m][k] == pytest.approx(metrics[m][k], rel=0.005), (key, m, k)
+    caption = report.plot_caption(back["meta"])
+    for part in ("Some CPU, 2 CPUs, Linux 6.1", "Python 3.11.7", "overlapio 0.1.0 at abc1234", "uvloop 0.19.0",
+                 "cc 12.2.0", "2026-01-02 03:04"):
+        assert part in caption
+
+
+def test_plots_are_drawn_from_results_and_from_markdown(tmp_path):
+    pytest.importorskip("matplotlib")
+    res = _pingpong_results()
+    files, note = report.plots(res, tmp_path)
+    assert note == "" and files == ["pingpong_1KiB.png"]
+    assert (tmp_path / files[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "results.md").write_text(report.markdown(res))
+    assert report.main([str(tmp_path / "results.md"), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "pingpong_1KiB.png").exists()
+    with pytest.raises(SystemExit):
+        report.main([str(tmp_path / "nothing.md")])
+
+
 # ----------------------------------------------------------------- parsing and plan
 def test_parse_only_kinds_families_globs():
     sel = parse_only(["pingpong", "overlapio-posix,asyncio-buffered"])
