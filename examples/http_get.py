@@ -51,6 +51,7 @@ def fail(why):
     error = error or why
     if sock is not None:
         px.close(sock)                         # its pending op completes cancelled
+    px.cancel(deadline)                        # (False if it is the deadline that ran out)
 
 
 def try_next(why=None):

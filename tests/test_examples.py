@@ -319,9 +319,11 @@ def test_http_get_reports_a_missing_page_and_a_bad_url(web):
 def test_http_get_says_what_failed(web):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))  # bound, not listening: refused
+        start = time.monotonic()
         res = run("http_get.py", f"http://127.0.0.1:{s.getsockname()[1]}/")
     assert res.returncode == 1
     assert res.stderr.splitlines()[-1].startswith("cannot connect to 127.0.0.1 port"), res
+    assert time.monotonic() - start < 8  # at once, not at the 10 s deadline
     res = run("http_get.py", "http://no-such-host.invalid/")
     assert res.returncode == 1 and res.stderr.startswith("cannot resolve no-such-host.invalid:"), res
     with socket.create_server(("127.0.0.1", 0)) as silent:
