@@ -142,4 +142,4 @@ with overlapio.Proactor() as px:
     try:
         px.run()
     except KeyboardInterrupt:
-        log(f"stopping: closing {len(clients)} connections")
+        log(f"stopping ({len(clients)} connected)")

@@ -218,6 +218,27 @@ def test_chat_drops_lines_for_a_slow_client_and_says_how_many():
     assert "too slow" not in out and out.count("left (end of stream)") == 3, out
 
 
+@pytest.mark.parametrize("name, last_lines", [("chat_server.py", ["stopping (1 connected)"]),
+                                              ("echo_server.py", ["Stopped.", "Client Disconnected !"])])
+def test_ctrl_c_stops_a_server_cleanly(name, last_lines):
+    """Ctrl-C with a client connected: the shutdown's cancelled ops are not reported
+    as errors, and the client sees its connection closed."""
+    import signal
+
+    with Background(name) as server:
+        with connect(server.port) as sock:
+            sock.sendall(b"hi\n")
+            time.sleep(0.3)  # let the server take it
+            server.proc.send_signal(signal.SIGINT)
+            code, out, err = server.finish()
+            sock.settimeout(10)
+            while sock.recv(65536):  # what it was sent, then the end of stream
+                pass
+    assert code == 0 and err == "", err
+    assert out.splitlines()[-len(last_lines):] == last_lines
+    assert "rror" not in out and "ancel" not in out, out
+
+
 # -- timeouts (every op method's timeout=) ----------------------------------------------
 def test_timeout_client_gets_its_replies():
     with Background("echo_server.py", "--max-clients", "1") as server:
