@@ -28,7 +28,8 @@ def test_wheel_installs_only_the_overlapio_package(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top == {"overlapio"}
-    for needed in ("overlapio/py.typed", "overlapio/core/proactor.py", "overlapio/backends/posix_selectors.py",
+    for needed in ("overlapio/py.typed", "overlapio/lines.py", "overlapio/core/proactor.py",
+                   "overlapio/backends/posix_selectors.py",
                    "overlapio/backends/_winsock_ffi.py", "overlapio/backends/winsock_events.py"):
         assert needed in names
     entry_points = zipfile.ZipFile(wheel).read(
@@ -52,3 +53,31 @@ def test_installed_wheel_runs_the_demo(wheel, tmp_path):
                        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "demo ok: 3 of 3 messages came back intact" in r.stdout
+
+
+@pytest.mark.slow
+def test_installed_wheel_runs_an_example(wheel, tmp_path):
+    """examples/ run on what the wheel installs (http_get.py also uses overlapio.lines)."""
+    import functools
+    import http.server
+    import threading
+
+    target = tmp_path / "site"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                        str(wheel)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "page.txt").write_text("served\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.func.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = dict(os.environ, PYTHONPATH=str(target))  # -S: only what the wheel installed
+        r = subprocess.run([sys.executable, "-S", str(ROOT / "examples" / "http_get.py"),
+                            f"http://127.0.0.1:{server.server_address[1]}/page.txt"],
+                           capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "served\n" and r.stderr == "HTTP/1.0 200 OK\n"
