@@ -35,6 +35,12 @@ if not 0 <= args.port <= 65535 or args.max_queue < 1 or args.max_line < 1 or arg
 clients = []
 
 
+def where(address):
+    """(host, port) for printing: an IPv6 host in brackets, as in [::1]:7778."""
+    host, port = address[:2]
+    return (f"[{host}]" if ":" in host else host), port
+
+
 def log(text):
     print(text, flush=True)
 
@@ -117,7 +123,7 @@ with overlapio.Proactor() as px:
         listener = px.listen((args.host, args.port))
     except OSError as exc:
         parser.exit(1, f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}\n")
-    log("Listening on %s:%d" % listener.getsockname()[:2])
+    log("Listening on {}:{}".format(*where(listener.getsockname())))
     joined = 0
 
     def on_accept(op):
@@ -130,7 +136,7 @@ with overlapio.Proactor() as px:
         joined += 1
         client = Client(conn, f"client{joined}")
         clients.append(client)
-        log(f"{client.name} joined from %s:%d" % address[:2])
+        log("{} joined from {}:{}".format(client.name, *where(address)))
         client.send(b"* welcome, %s; %d here before you\n" % (client.name.encode(), len(clients) - 1))
         broadcast(b"* %s joined\n" % client.name.encode(), sender=client)
         if joined == args.max_clients:

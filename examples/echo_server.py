@@ -25,7 +25,8 @@ with overlapio.Proactor() as px:
         listener = px.listen((args.host, args.port))
     except OSError as exc:
         parser.exit(1, f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}\n")
-    print("Listening on %s:%d" % listener.getsockname()[:2], flush=True)
+    host, port = listener.getsockname()[:2]
+    print(f"Listening on [{host}]:{port}" if ":" in host else f"Listening on {host}:{port}", flush=True)
     accepted = 0
 
     def on_accept(op):
