@@ -77,6 +77,15 @@ def test_bad_port(name):
     assert res.returncode == 2 and "invalid int value" in res.stderr, res
 
 
+@pytest.mark.parametrize("name", ["echo_server.py", "chat_server.py"])
+def test_server_says_when_its_port_is_taken(name):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        res = run(name, "--port", str(port))
+    assert res.returncode == 1
+    assert res.stderr == f"cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
 # -- the classic echo pair -------------------------------------------------------------
 def test_echo_client_against_echo_server():
     with Background("echo_server.py", "--max-clients", "1") as server:
