@@ -1,15 +1,23 @@
-"""cffi builder for the Winsock binding: out-of-line ABI mode, no C compiler needed.
+"""cffi builders.
 
-setup.py wires this in with ``cffi_modules=["build_ffi.py:ffibuilder"]``; building the
-wheel writes ``overlapio/backends/_winsock_ffi.py``, a pure-Python module holding the
-pre-parsed cdef (the same on every platform, so one wheel could serve all).
+``ffibuilder``: the Winsock binding, out-of-line ABI mode, no C compiler needed.
+Building the wheel writes ``overlapio/backends/_winsock_ffi.py``, a pure-Python
+module holding the pre-parsed cdef (the same on every platform, so one wheel
+could serve all).
 
-The cdef lives in ``backends/_winsock_cdef.py``. It is loaded by file path, not
-imported as ``overlapio.backends._winsock_cdef``: at build time the package is not
+``uring_ffibuilder`` (Linux only): the io_uring backend's C half, API mode, so it
+needs a C compiler and ``<linux/io_uring.h>``. The extension is *optional*: if it
+cannot be compiled, the install goes on without it and the ``uring`` backend
+says it is unavailable and why.
+
+setup.py wires both in with ``cffi_modules``. The cdefs live in
+``backends/_winsock_cdef.py`` and ``backends/uring_cdef.py``. They are loaded by file
+path, not imported as ``overlapio.backends...``: at build time the package is not
 installed, and importing it would run ``overlapio/__init__``.
 
-``python build_ffi.py [outdir]`` writes the module to outdir (default: a temp dir)
-to check it by hand.
+``python build_ffi.py [outdir]`` writes the Winsock module to outdir (default: a
+temp dir) to check it by hand; ``python build_ffi.py --uring [outdir]`` compiles
+the io_uring extension there.
 """
 
 import importlib.util
@@ -21,22 +29,34 @@ import cffi
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _load_cdef_module():
-    path = os.path.join(_HERE, "backends", "_winsock_cdef.py")
-    spec = importlib.util.spec_from_file_location("_overlapio_winsock_cdef", path)
+def _load_cdef_module(name):
+    path = os.path.join(_HERE, "backends", name + ".py")
+    spec = importlib.util.spec_from_file_location("_overlapio_" + name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 ffibuilder = cffi.FFI()
-ffibuilder.cdef(_load_cdef_module().CDEF)
+ffibuilder.cdef(_load_cdef_module("_winsock_cdef").CDEF)
 # None as the source = ABI mode: the generated module dlopen()s the DLLs at run time
 ffibuilder.set_source("overlapio.backends._winsock_ffi", None)
+
+_uring = _load_cdef_module("uring_cdef")
+uring_ffibuilder = cffi.FFI()
+uring_ffibuilder.cdef(_uring.CDEF)
+# optional=True: a failed compile (no compiler, no io_uring header) is a warning,
+# not a failed install; the backend then reports itself unavailable.
+uring_ffibuilder.set_source("overlapio.backends._uring_ffi", _uring.SOURCE, optional=True)
 
 
 if __name__ == "__main__":
     import tempfile
 
-    outdir = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="winsock_ffi_")
-    print(ffibuilder.compile(tmpdir=outdir, verbose=True))
+    args = sys.argv[1:]
+    builder = ffibuilder
+    if args[:1] == ["--uring"]:
+        builder = uring_ffibuilder
+        args = args[1:]
+    outdir = args[0] if args else tempfile.mkdtemp(prefix="overlapio_ffi_")
+    print(builder.compile(tmpdir=outdir, verbose=True))

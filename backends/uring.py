@@ -1,0 +1,555 @@
+"""The Linux io_uring backend: completions done by the kernel, as on Windows.
+
+One ring per Proactor. Ops become SQEs queued in the ring's shared memory (a cffi
+call each, no system call); ``poll()`` submits them all and waits in one
+``io_uring_enter``, and the C half (``uring_cdef.py``) copies the completions
+into two flat arrays that Python walks once.
+
+Order: each socket keeps FIFO queues of its recvs and sends, and only the head
+of each is in the kernel, so several pending recvs (or sends) on one socket
+complete in submission order with the bytes in stream order. A send goes with
+``MSG_WAITALL``: the kernel itself retries short sends, and its completion says
+how many bytes went out (all of them, or how many before an error or a cancel).
+
+Buffers: every op in the kernel is in ``_Ring.inflight`` by its user data,
+with the cffi view of its buffer, until its completion arrives: on every path
+(cancel, close, an exception, garbage collection) the kernel never writes into
+memory Python has freed. ``close()`` cancels them all and waits for each
+completion.
+
+Cancel: ``IORING_OP_ASYNC_CANCEL`` by user data. Its own result (cancelled,
+already running, not found) is not needed: the op's completion is the answer,
+``-ECANCELED`` with nothing transferred, or its real result.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+import sys
+import threading
+from collections import deque
+from time import monotonic
+from typing import Any, Optional
+
+from ..core.backend import Backend
+from ..core.errors import OperationCancelled, normalize, os_error
+from ..core.op import Op, OpKind
+
+try:
+    from ._uring_ffi import ffi, lib
+except ImportError as _exc:  # not built: no C compiler or no io_uring header at install time
+    ffi = lib = None
+    _IMPORT_ERROR: Optional[str] = str(_exc)
+else:
+    _IMPORT_ERROR = None
+
+_RECV, _SEND, _ACCEPT = OpKind.RECV, OpKind.SEND, OpKind.ACCEPT
+_SQ_ENTRIES = 1024
+_CQ_ENTRIES = 16384  # completions the kernel can post between two polls without overflowing
+_MIN_KERNEL = (6, 0)  # MSG_WAITALL sends that report partial progress on error or cancel
+_CLOSE_WAIT = 10.0  # seconds close() waits for the kernel to give back every buffer
+_ECANCELED = errno.ECANCELED
+_SOCK_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
+_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_ADDR_ROOM = 128  # a sockaddr_storage, then its socklen_t
+
+# accept() errors caused by a client that went away before it was accepted:
+# skip that client and keep the accept pending (the listener is fine).
+_ACCEPT_RETRY = {errno.ECONNABORTED, errno.EPROTO, errno.ECONNRESET, errno.EPERM, errno.EINTR, errno.EAGAIN}
+
+_LEAKED: list = []  # rings the kernel did not finish with in time: kept (buffers too) until exit
+_probe_cache: list = []
+
+
+def _probe() -> Optional[str]:
+    if not sys.platform.startswith("linux"):
+        return "io_uring is Linux only"
+    if _IMPORT_ERROR is not None:
+        return ("the C extension was not built (no C compiler or no <linux/io_uring.h> at install time; "
+                f"reinstall with one): {_IMPORT_ERROR}")
+    try:
+        release = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2])
+    except ValueError:
+        release = _MIN_KERNEL
+    if release < _MIN_KERNEL:
+        return f"kernel too old ({os.uname().release}; needs Linux {_MIN_KERNEL[0]}.{_MIN_KERNEL[1]} or later)"
+    rc = lib.uring_probe()
+    if rc == 0:
+        return None
+    code = -rc
+    if code == errno.ENOSYS:
+        return "kernel too old, or built without io_uring (io_uring_setup: ENOSYS)"
+    if code == errno.EPERM:
+        try:
+            with open("/proc/sys/kernel/io_uring_disabled") as f:
+                setting = f.read().strip()
+        except OSError:
+            setting = "?"
+        return f"io_uring disabled by sysctl (kernel.io_uring_disabled={setting}), or by a seccomp filter (EPERM)"
+    if code == errno.ENOMEM:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
+        return f"RLIMIT_MEMLOCK too low ({soft} bytes) for a ring (io_uring_setup: ENOMEM)"
+    if code == errno.EOPNOTSUPP:
+        return "kernel too old (io_uring lacks the features this backend needs: NODROP, EXT_ARG, SUBMIT_STABLE)"
+    return f"io_uring_setup failed: {os.strerror(code)}"
+
+
+class _Sock:
+    """A socket's queues: the head of ``recvs`` and of ``sends`` is in the kernel."""
+
+    __slots__ = ("sock", "fd", "recvs", "sends", "accepts", "connect", "live")
+
+    def __init__(self, sock: socket.socket, fd: int) -> None:
+        self.sock = sock
+        self.fd = fd
+        self.recvs: deque[Op] = deque()
+        self.sends: deque[Op] = deque()
+        self.accepts: list[Op] = []  # all in the kernel at once
+        self.connect: Optional[Op] = None
+        self.live = True  # False once closed: completions start nothing more
+
+
+class _Ring:
+    """The ring, its wakeup eventfd and the ops the kernel holds. Separate from the
+    backend so that its finaliser runs with every buffer still alive (also when
+    the garbage collector breaks a cycle: finalisers run before anything is
+    cleared), and so that it can outlive a backend whose close() timed out."""
+
+    def __init__(self) -> None:
+        self._lib = lib  # for __del__ at interpreter exit, when module globals may be gone
+        self.r = ffi.new("struct uring *")
+        self.inflight: dict[int, tuple] = {}  # user data -> (op, _Sock, cffi buffer view)
+        self.wake_fd = os.eventfd(0, os.EFD_CLOEXEC)  # blocking: the ring's read of it must wait
+        self.lock = threading.Lock()  # wakeup() racing close(): never write to a recycled number
+        rc = lib.uring_open(self.r, _SQ_ENTRIES, _CQ_ENTRIES, self.wake_fd)
+        if rc < 0:
+            os.close(self.wake_fd)
+            raise os_error(-rc, what="io_uring_setup")
+        self.open = True
+
+    def finish(self, handle: Any, limit: float) -> bool:
+        """Cancel everything in the kernel and wait (up to ``limit`` seconds) for
+        every completion, passing staged ones to ``handle()`` (or dropping them).
+        Then release the ring, unless the kernel still holds buffers."""
+        lib_, r, inflight = self._lib, self.r, self.inflight
+        for ud in list(inflight):
+            lib_.uring_cancel(r, ud)
+        lib_.uring_cancel(r, 1)  # the eventfd read
+        deadline = monotonic() + limit
+        while inflight or r.wake_armed:
+            if monotonic() > deadline:
+                _LEAKED.append(self)  # the kernel may still write into these buffers
+                return False
+            lib_.uring_wait(r, 50_000_000)
+            if handle is not None:
+                handle()
+            else:
+                for ud in self._unstage():
+                    inflight.pop(ud, None)
+        self.release()
+        return True
+
+    def _unstage(self) -> list:
+        r = self.r
+        uds = ffi.unpack(r.ud, r.nstaged) if r.nstaged else []
+        r.nstaged = 0
+        return uds
+
+    def release(self) -> None:
+        with self.lock:
+            if self.open:
+                self.open = False
+                self._lib.uring_close(self.r)
+                os.close(self.wake_fd)
+
+    def __del__(self) -> None:
+        if getattr(self, "open", False):
+            self.finish(None, _CLOSE_WAIT)
+
+
+class UringBackend(Backend):
+    """Socket ops as io_uring requests."""
+
+    name = "uring"
+
+    @classmethod
+    def unavailable_reason(cls) -> Optional[str]:
+        if not _probe_cache:
+            _probe_cache.append(_probe())
+        return _probe_cache[0]
+
+    def __init__(self, complete: Any) -> None:
+        super().__init__(complete)
+        self._ring = _Ring()
+        self._r = self._ring.r
+        self._inflight = self._ring.inflight
+        self._cancelling: set[int] = set()  # user data of ops asked to cancel
+        self._ud = 2  # 0 and 1 are the C half's own
+        self._socks: dict[socket.socket, _Sock] = {}
+        self._by_fd: dict[int, _Sock] = {}
+        self._interrupted = False  # an exception left poll() half-way: see _recover
+
+    # -- sockets -------------------------------------------------------------
+    def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
+        sock = socket.socket(family, type, proto)
+        sock.setblocking(False)
+        return sock
+
+    def _state(self, sock: socket.socket) -> _Sock:
+        st = self._socks.get(sock)
+        if st is None:
+            fd = sock.fileno()
+            old = self._by_fd.get(fd)
+            if old is not None:
+                # A socket closed behind our back had this number: its ops end here
+                # (cancelled), before any SQE of theirs names the new socket.
+                self._forget(old, "socket closed while the op was pending")
+            sock.setblocking(False)
+            st = self._socks[sock] = self._by_fd[fd] = _Sock(sock, fd)
+        return st
+
+    # -- submitting ----------------------------------------------------------
+    def _started(self, op: Op, st: _Sock, keep: Any, ud: int, rc: int) -> bool:
+        """Book-keeping once ``op``'s SQE is queued (``rc`` 0); else ``op`` fails."""
+        if rc == 0:
+            op._bk = ud
+            self._inflight[ud] = (op, st, keep)
+            return True
+        self._unqueue(op, st)
+        self._complete(op, None, os_error(-rc, what="io_uring submission queue"))
+        return False
+
+    def _start_recv(self, st: _Sock, op: Op) -> None:
+        keep = ffi.from_buffer(op.buf, require_writable=True)
+        ud = self._ud
+        self._ud = ud + 1
+        if lib.uring_recv(self._r, st.fd, keep, len(keep), ud) == 0:
+            op._bk = ud
+            self._inflight[ud] = (op, st, keep)
+        elif not self._started(op, st, keep, ud, -errno.EBUSY):
+            self._start_next(op, st)
+
+    def _start_send(self, st: _Sock, op: Op) -> None:
+        # A view of the caller's data itself (the core checked it is contiguous).
+        keep = ffi.from_buffer(op.buf)
+        ud = self._ud
+        self._ud = ud + 1
+        done = op.nbytes
+        if not self._started(op, st, keep, ud, lib.uring_send(self._r, st.fd, keep + done, len(keep) - done, ud)):
+            self._start_next(op, st)
+
+    def _start_accept(self, st: _Sock, op: Op) -> None:
+        keep = ffi.new("char[]", _ADDR_ROOM + 4)
+        ffi.cast("unsigned *", keep + _ADDR_ROOM)[0] = _ADDR_ROOM
+        ud = self._ud
+        self._ud = ud + 1
+        self._started(op, st, keep, ud, lib.uring_accept(self._r, st.fd, keep, keep + _ADDR_ROOM, ud))
+
+    def _start_next(self, op: Op, st: _Sock) -> None:
+        """After ``op`` left the kernel: the head of its queue goes in, if not yet."""
+        kind = op.kind
+        if kind is _RECV:
+            if st.recvs and st.recvs[0]._bk not in self._inflight:
+                self._start_recv(st, st.recvs[0])
+        elif kind is _SEND:
+            if st.sends and st.sends[0]._bk not in self._inflight:
+                self._start_send(st, st.sends[0])
+
+    # -- ops -----------------------------------------------------------------
+    def accept(self, op: Op) -> None:
+        st = self._state(op.sock)
+        st.accepts.append(op)
+        self._start_accept(st, op)
+
+    def connect(self, op: Op, address: Any) -> None:
+        st = self._state(op.sock)
+        if st.connect is not None:
+            self._complete(op, None, OSError(errno.EALREADY, "a connect is already pending on this socket"))
+            return
+        try:
+            keep = ffi.new("char[]", _pack_sockaddr(op.sock.family, address))
+        except OSError as exc:
+            self._complete(op, None, exc)
+            return
+        ud = self._ud
+        self._ud = ud + 1
+        if self._started(op, st, keep, ud, lib.uring_connect(self._r, st.fd, keep, len(keep), ud)):
+            st.connect = op
+
+    def recv(self, op: Op) -> None:
+        st = self._socks.get(op.sock) or self._state(op.sock)
+        recvs = st.recvs
+        recvs.append(op)
+        if len(recvs) == 1:
+            self._start_recv(st, op)
+
+    def send(self, op: Op) -> None:
+        op._bk = None  # (the core's byte view: the kernel reads op.buf itself)
+        st = self._socks.get(op.sock) or self._state(op.sock)
+        sends = st.sends
+        sends.append(op)
+        if len(sends) == 1:
+            self._start_send(st, op)
+
+    def try_send(self, sock: socket.socket, data: Any) -> int:
+        st = self._socks.get(sock)
+        if st is not None and st.sends:
+            return 0  # they go first
+        try:
+            return sock.send(data, _MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError as exc:
+            raise normalize(exc)
+
+    def cancel(self, op: Op) -> None:
+        ud = op._bk
+        if type(ud) is int and ud in self._inflight:
+            self._cancel_in_kernel(op, ud)
+            return
+        st = self._socks.get(op.sock)
+        if st is None:
+            return
+        for queue in (st.recvs, st.sends):
+            if op in queue:  # queued behind the head, not in the kernel yet
+                queue.remove(op)
+                op._bk = None
+                self._complete(op, None, OperationCancelled())
+                return
+
+    def _cancel_in_kernel(self, op: Op, ud: int) -> None:
+        if lib.uring_void(self._r, ud):
+            # Not submitted yet: it never reaches the kernel, so it ends here.
+            _, st, _ = self._inflight.pop(ud)
+            self._unqueue(op, st)
+            self._complete(op, None, OperationCancelled())
+            if st.live:
+                self._start_next(op, st)
+            return
+        self._cancelling.add(ud)
+        lib.uring_cancel(self._r, ud)
+
+    def close_socket(self, sock: socket.socket) -> None:
+        st = self._socks.get(sock)
+        if st is not None:
+            self._forget(st, "socket closed")
+            # The kernel looks descriptor numbers up at submission: submit before
+            # this one is closed (and maybe reused).
+            lib.uring_submit(self._r)
+        sock.close()
+
+    def _forget(self, st: _Sock, why: str) -> None:
+        """Drop a socket: its queued ops complete cancelled now, those in the
+        kernel are cancelled there (and complete when it says so)."""
+        st.live = False
+        if self._socks.get(st.sock) is st:
+            del self._socks[st.sock]
+        if self._by_fd.get(st.fd) is st:
+            del self._by_fd[st.fd]
+        in_kernel = [*st.accepts]
+        for queue in (st.recvs, st.sends):
+            if queue:
+                in_kernel.append(queue.popleft())
+                for op in queue:
+                    op._bk = None
+                    self._complete(op, None, OperationCancelled(why))
+                queue.clear()
+        if st.connect is not None:
+            in_kernel.append(st.connect)
+        for op in in_kernel:
+            if op._bk in self._inflight:
+                self._cancel_in_kernel(op, op._bk)
+
+    # -- completions -----------------------------------------------------------
+    def poll(self, timeout: Optional[float]) -> None:
+        if self._interrupted:
+            self._recover()
+        if timeout is None:
+            ns = -1
+        else:
+            ns = int(timeout * 1e9)
+            if ns <= 0 < timeout:
+                ns = 1
+        try:
+            rc = lib.uring_wait(self._r, ns)
+            if self._r.nstaged:
+                self._reap()
+        except BaseException:  # Ctrl-C: the rest of what was staged is handled next time
+            self._interrupted = True
+            raise
+        if rc < 0 and rc != -errno.EINTR:
+            if rc in (-errno.EAGAIN, -errno.EBUSY, -errno.ENOMEM):
+                return  # the kernel is short of room: what is queued goes next time
+            raise os_error(-rc, what="io_uring_enter")
+
+    def _reap(self) -> None:
+        r = self._r
+        n = r.nstaged
+        uds = ffi.unpack(r.ud, n)
+        results = ffi.unpack(r.res, n)
+        inflight = self._inflight
+        ready = self._ready
+        cancelling = self._cancelling
+        for i in range(n):
+            ud = uds[i]
+            entry = inflight.get(ud)
+            if entry is None:
+                continue  # handled before an interruption
+            op, st, keep = entry
+            res = results[i]
+            if op.kind is _RECV and res >= 0:
+                # The per-message path. No call until the append, so a signal's
+                # exception cannot land half-way (see _recover).
+                recvs = st.recvs
+                if recvs and recvs[0] is op:
+                    del recvs[0]
+                del inflight[ud]
+                op._bk = None
+                op.nbytes = op._value = res
+                ready.append(op)  # = complete(op, res, None): the Backend's fast path
+                if cancelling:
+                    cancelling.discard(ud)
+                if recvs and st.live:
+                    self._start_recv(st, recvs[0])
+            else:
+                self._completed(ud, op, st, keep, res)
+        r.nstaged = 0
+
+    def _completed(self, ud: int, op: Op, st: _Sock, keep: Any, res: int) -> None:
+        """Every completion but a successful recv. Order, for _recover: queue
+        book-keeping, then complete, then forget the user data, then start more."""
+        cancelled = ud in self._cancelling
+        kind = op.kind
+        if kind is _SEND:
+            if res >= 0:
+                done = op.nbytes + res
+                if done < len(keep) and not cancelled and st.live:
+                    # Short without an error or a cancel (a signal): the rest, at once.
+                    del self._inflight[ud]
+                    op.nbytes = done
+                    self._start_send(st, op)
+                    return
+                op.nbytes = done
+                error = None if done == len(keep) else OperationCancelled()
+            else:
+                error = self._error(op, res, cancelled)
+            self._unqueue(op, st)
+            self._complete(op, op.nbytes if error is None else None, error)
+        elif kind is _RECV:
+            self._unqueue(op, st)
+            self._complete(op, None, self._error(op, res, cancelled))
+        elif kind is _ACCEPT:
+            if res >= 0:
+                self._unqueue(op, st)
+                self._complete(op, _accepted(op.sock, res, keep), None)
+            elif -res in _ACCEPT_RETRY and not cancelled and st.live:
+                del self._inflight[ud]  # a client that went away: wait for the next one
+                self._start_accept(st, op)
+                return
+            else:
+                self._unqueue(op, st)
+                self._complete(op, None, self._error(op, res, cancelled))
+        else:  # connect
+            if st.connect is op:
+                st.connect = None
+            self._complete(op, op.sock if res == 0 else None, None if res == 0 else self._error(op, res, cancelled))
+        del self._inflight[ud]
+        self._cancelling.discard(ud)
+        op._bk = None
+        if st.live:
+            self._start_next(op, st)
+
+    def _error(self, op: Op, res: int, cancelled: bool) -> OSError:
+        code = -res
+        if code == _ECANCELED or (cancelled and code in (errno.EINTR, errno.EBADF)):
+            return OperationCancelled()
+        if code == errno.EBADF and op.sock.fileno() < 0:
+            return OperationCancelled("socket closed while the op was pending")
+        return os_error(code)
+
+    def _unqueue(self, op: Op, st: _Sock) -> None:
+        kind = op.kind
+        queue = st.recvs if kind is _RECV else st.sends if kind is _SEND else None
+        if queue is not None:
+            if queue and queue[0] is op:
+                queue.popleft()
+        elif kind is _ACCEPT and op in st.accepts:
+            st.accepts.remove(op)
+
+    def _recover(self) -> None:
+        """After an exception (Ctrl-C) inside poll(): finish handling what was
+        staged (ops already completed are only forgotten), then make sure the
+        head of every queue is in the kernel."""
+        self._interrupted = False
+        r = self._r
+        if r.nstaged:
+            uds = ffi.unpack(r.ud, r.nstaged)
+            for ud in uds:
+                entry = self._inflight.get(ud)
+                if entry is not None and entry[0].done:
+                    del self._inflight[ud]
+                    self._unqueue(entry[0], entry[1])
+            self._reap()
+        for st in list(self._socks.values()):
+            for queue in (st.recvs, st.sends):
+                while queue and queue[0].done:
+                    queue.popleft()
+                if queue:
+                    self._start_next(queue[0], st)
+            for op in list(st.accepts):
+                if op.done:
+                    st.accepts.remove(op)
+                elif op._bk not in self._inflight:
+                    st.accepts.remove(op)
+                    self.accept(op)
+
+    # -- the rest ----------------------------------------------------------------
+    def wakeup(self) -> None:
+        ring = self._ring
+        with ring.lock:
+            if ring.open:
+                os.eventfd_write(ring.wake_fd, 1)
+
+    def close(self) -> None:
+        for st in list(self._socks.values()):
+            self._forget(st, "proactor closed")
+        self._socks.clear()
+        self._by_fd.clear()
+        # Every buffer stays referenced until the kernel gave it back.
+        self._ring.finish(self._reap_at_close, _CLOSE_WAIT)
+
+    def _reap_at_close(self) -> None:
+        if self._r.nstaged:
+            self._reap()
+
+
+def _pack_sockaddr(family: int, address: Any) -> bytes:
+    """The C ``sockaddr`` for a resolved address."""
+    if family == socket.AF_INET:
+        host, port = address[0], address[1]
+        return struct.pack("=H", family) + struct.pack("!H", port) + socket.inet_pton(family, host) + bytes(8)
+    if family == socket.AF_INET6:
+        host, port = address[0], address[1]
+        flow, scope = (address[2], address[3]) if len(address) == 4 else (0, 0)
+        host = host.split("%", 1)[0]
+        return (struct.pack("=H", family) + struct.pack("!HI", port, flow) + socket.inet_pton(family, host)
+                + struct.pack("=I", scope))
+    raise OSError(errno.EAFNOSUPPORT, f"the uring backend connects IPv4 and IPv6 sockets, not family {family}")
+
+
+def _accepted(listener: socket.socket, fd: int, keep: Any) -> tuple:
+    """The accepted socket (non-blocking, as the kernel made it) and its peer address."""
+    conn = socket.socket(listener.family, listener.type | _SOCK_NONBLOCK, listener.proto, fileno=fd)
+    raw = ffi.buffer(keep, _ADDR_ROOM)[:]
+    family = struct.unpack_from("=H", raw)[0]
+    if family == socket.AF_INET:
+        addr: Any = (socket.inet_ntop(family, raw[4:8]), struct.unpack_from("!H", raw, 2)[0])
+    elif family == socket.AF_INET6:
+        port, flow = struct.unpack_from("!HI", raw, 2)
+        addr = (socket.inet_ntop(family, raw[8:24]), port, flow, struct.unpack_from("=I", raw, 24)[0])
+    else:
+        addr = conn.getpeername()
+    return conn, addr
