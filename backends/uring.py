@@ -119,11 +119,14 @@ class _Ring:
     cleared), and so that it can outlive a backend whose close() timed out."""
 
     def __init__(self) -> None:
-        self._lib = lib  # for __del__ at interpreter exit, when module globals may be gone
+        # For __del__ at interpreter exit, when module globals may be gone.
+        self._lib, self._ffi, self._clock, self._leaked, self._os_close = lib, ffi, monotonic, _LEAKED, os.close
         self.r = ffi.new("struct uring *")
         self.inflight: dict[int, tuple] = {}  # user data -> (op, _Sock, cffi buffer view)
         self.wake_fd = os.eventfd(0, os.EFD_CLOEXEC)  # blocking: the ring's read of it must wait
-        self.lock = threading.Lock()  # wakeup() racing close(): never write to a recycled number
+        # wakeup() racing close(): never write to a recycled number. Re-entrant: a
+        # signal handler may post (and so wake) while this thread holds it.
+        self.lock = threading.RLock()
         rc = lib.uring_open(self.r, _SQ_ENTRIES, _CQ_ENTRIES, self.wake_fd)
         if rc < 0:
             os.close(self.wake_fd)
@@ -138,10 +141,10 @@ class _Ring:
         for ud in list(inflight):
             lib_.uring_cancel(r, ud)
         lib_.uring_cancel(r, 1)  # the eventfd read
-        deadline = monotonic() + limit
+        deadline = self._clock() + limit
         while inflight or r.wake_armed:
-            if monotonic() > deadline:
-                _LEAKED.append(self)  # the kernel may still write into these buffers
+            if self._clock() > deadline:
+                self._leaked.append(self)  # the kernel may still write into these buffers
                 return False
             lib_.uring_wait(r, 50_000_000)
             if handle is not None:
@@ -154,7 +157,7 @@ class _Ring:
 
     def _unstage(self) -> list:
         r = self.r
-        uds = ffi.unpack(r.ud, r.nstaged) if r.nstaged else []
+        uds = self._ffi.unpack(r.ud, r.nstaged) if r.nstaged else []
         r.nstaged = 0
         return uds
 
@@ -163,11 +166,11 @@ class _Ring:
             if self.open:
                 self.open = False
                 self._lib.uring_close(self.r)
-                os.close(self.wake_fd)
+                self._os_close(self.wake_fd)
 
-    def __del__(self) -> None:
-        if getattr(self, "open", False):
-            self.finish(None, _CLOSE_WAIT)
+    def __del__(self, _limit: float = _CLOSE_WAIT) -> None:
+        if getattr(self, "open", False):  # never closed: the backend was dropped, or the interpreter exits
+            self.finish(None, _limit)
 
 
 class UringBackend(Backend):
@@ -187,6 +190,7 @@ class UringBackend(Backend):
         self._r = self._ring.r
         self._inflight = self._ring.inflight
         self._cancelling: set[int] = set()  # user data of ops asked to cancel
+        self._accepted: dict[int, tuple] = {}  # user data -> (conn, address) not yet recorded
         self._ud = 2  # 0 and 1 are the C half's own
         self._socks: dict[socket.socket, _Sock] = {}
         self._by_fd: dict[int, _Sock] = {}
@@ -424,27 +428,32 @@ class UringBackend(Backend):
         cancelled = ud in self._cancelling
         kind = op.kind
         if kind is _SEND:
-            if res >= 0:
-                done = op.nbytes + res
-                if done < len(keep) and not cancelled and st.live:
-                    # Short without an error or a cancel (a signal): the rest, at once.
-                    del self._inflight[ud]
-                    op.nbytes = done
-                    self._start_send(st, op)
-                    return
+            # op.nbytes changes only once the completion is recorded: handling this
+            # completion again after an interruption must not count res twice.
+            done = op.nbytes + res if res >= 0 else op.nbytes
+            if res >= 0 and done < len(keep) and not cancelled and st.live:
+                # Short without an error or a cancel (a signal): the rest, at once.
+                del self._inflight[ud]
                 op.nbytes = done
-                error = None if done == len(keep) else OperationCancelled()
-            else:
-                error = self._error(op, res, cancelled)
+                self._start_send(st, op)
+                return
             self._unqueue(op, st)
-            self._complete(op, op.nbytes if error is None else None, error)
+            if done == len(keep):
+                self._complete(op, done, None)
+            else:
+                self._complete(op, None, OperationCancelled() if res >= 0 else self._error(op, res, cancelled))
+            op.nbytes = done
         elif kind is _RECV:
             self._unqueue(op, st)
             self._complete(op, None, self._error(op, res, cancelled))
         elif kind is _ACCEPT:
             if res >= 0:
                 self._unqueue(op, st)
-                self._complete(op, _accepted(op.sock, res, keep), None)
+                # Kept until recorded: handled again after an interruption, the
+                # descriptor must not get a second socket object (which would close it).
+                conn = self._accepted.get(ud) or self._accepted.setdefault(ud, _accepted(op.sock, res, keep))
+                self._complete(op, conn, None)
+                del self._accepted[ud]
             elif -res in _ACCEPT_RETRY and not cancelled and st.live:
                 del self._inflight[ud]  # a client that went away: wait for the next one
                 self._start_accept(st, op)

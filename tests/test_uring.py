@@ -1,0 +1,299 @@
+"""The io_uring backend's own cases, beyond the conformance suite (which runs on
+it whenever it is available): availability reasons, an exception part-way
+through handling completions, buffers that outlive a Proactor dropped without
+close(), and submissions the kernel has not seen yet."""
+from __future__ import annotations
+
+import errno
+import gc
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+from collections import deque
+
+import pytest
+
+import overlapio
+from overlapio import OperationCancelled, Proactor
+from overlapio.backends import uring
+
+from conformance.harness import Driver, fd_snapshot, open_proactor, pair, payload, recv_exactly
+
+REASON = uring.UringBackend.unavailable_reason()
+needs_uring = pytest.mark.skipif(REASON is not None, reason=f"uring unavailable here: {REASON}")
+
+
+# -- availability ------------------------------------------------------------------
+class _FakeLib:
+    def __init__(self, rc: int) -> None:
+        self.rc = rc
+
+    def uring_probe(self) -> int:
+        return self.rc
+
+
+@pytest.mark.parametrize("rc, words", [
+    (-errno.ENOSYS, "kernel too old"),
+    (-errno.EPERM, "disabled by sysctl"),
+    (-errno.ENOMEM, "RLIMIT_MEMLOCK too low"),
+    (-errno.EOPNOTSUPP, "kernel too old"),
+])
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the probe's errno cases are Linux ones")
+def test_probe_reasons(monkeypatch, rc, words):
+    monkeypatch.setattr(uring, "_IMPORT_ERROR", None)
+    monkeypatch.setattr(uring, "lib", _FakeLib(rc))
+    monkeypatch.setattr(uring, "_MIN_KERNEL", (0, 0))
+    assert words in uring._probe()
+
+
+def test_probe_reasons_without_the_extension_or_on_an_old_kernel(monkeypatch):
+    if sys.platform.startswith("linux"):
+        monkeypatch.setattr(uring, "_IMPORT_ERROR", "No module named 'overlapio.backends._uring_ffi'")
+        assert "not built" in uring._probe() and "C compiler" in uring._probe()
+        monkeypatch.setattr(uring, "_IMPORT_ERROR", None)
+        monkeypatch.setattr(uring, "lib", _FakeLib(0))
+        monkeypatch.setattr(uring, "_MIN_KERNEL", (99, 0))
+        assert "kernel too old" in uring._probe()
+    else:
+        assert uring._probe() == "io_uring is Linux only"
+
+
+def test_the_registry_shows_the_reason(monkeypatch):
+    monkeypatch.setattr(uring, "_probe_cache", ["kernel too old (test)"])
+    assert overlapio.available_backends()["uring"] == (False, "kernel too old (test)")
+    with pytest.raises(overlapio.BackendUnavailable, match="kernel too old"):
+        Proactor("uring")
+
+
+def test_not_probed_at_import_and_not_the_default():
+    code = ("import sys, overlapio; assert 'overlapio.backends.uring' not in sys.modules; "
+            "assert overlapio.default_backend({}) != 'uring'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and shutil.which("cc") or shutil.which("gcc")),
+                    reason="needs Linux and a C compiler")
+def test_the_extension_was_built_where_it_can_be():
+    # With a compiler at install time, a silently skipped extension would turn
+    # every uring conformance test into a skip.
+    assert uring._IMPORT_ERROR is None, uring._IMPORT_ERROR
+
+
+# -- an exception part-way through poll() ---------------------------------------------
+class _RaiseOnce(deque):
+    """A ready queue whose n-th append raises KeyboardInterrupt after appending:
+    where a signal's handler runs, right after a C call returns."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+
+    def append(self, op) -> None:
+        super().append(op)
+        self.at -= 1
+        if self.at == 0:
+            raise KeyboardInterrupt
+
+
+def _swap_ready(px: Proactor, ready: deque) -> None:
+    ready.extend(px._ready)
+    px._ready = px._backend._ready = ready
+
+
+@needs_uring
+@pytest.mark.parametrize("at", [1, 2, 3])
+def test_interrupt_while_handling_completions_loses_nothing(at):
+    with open_proactor("uring") as px:
+        drv = Driver(px)
+        conns = [pair(px, drv=drv) for _ in range(3)]
+        ops = [px.recv(b, bytearray(16)) for _, b in conns]
+        seconds = [px.recv(b, bytearray(16)) for _, b in conns]  # queued behind: started once the first is done
+        px.wait(0.05)
+        for i, (a, _) in enumerate(conns):
+            a.send(b"first %d" % i)
+        _swap_ready(px, _RaiseOnce(at))
+        with pytest.raises(KeyboardInterrupt):
+            while True:
+                drv.pump(1.0)
+        drv.wait_for(*ops)
+        for i, (a, _) in enumerate(conns):
+            a.send(b"second %d" % i)
+        drv.wait_for(*seconds)
+        drv.assert_once(ops + seconds)
+        assert [bytes(op.buf[:op.result]) for op in ops] == [b"first %d" % i for i in range(3)]
+        assert [bytes(op.buf[:op.result]) for op in seconds] == [b"second %d" % i for i in range(3)]
+
+
+@needs_uring
+@pytest.mark.parametrize("kind", ["accept", "send", "connect"])
+def test_interrupt_before_a_completion_is_recorded_loses_nothing(kind):
+    with open_proactor("uring") as px:
+        drv = Driver(px)
+        listener = px.listen(("127.0.0.1", 0))
+        a, b = pair(px, listener, drv)
+        backend = px._backend
+        real = backend._complete
+        calls = []
+
+        def complete(op, value, error):  # raises as the function starts: nothing recorded yet
+            calls.append(op)
+            if len(calls) == 1:
+                raise KeyboardInterrupt
+            real(op, value, error)
+
+        backend._complete = complete
+        if kind == "accept":
+            op = px.accept(listener)
+            client = socket.create_connection(listener.getsockname())
+        elif kind == "send":
+            op = px.send(a, b"x" * 100)
+        else:
+            op = px.connect(listener.getsockname())
+        with pytest.raises(KeyboardInterrupt):
+            drv.pump(2.0)
+        backend._complete = real
+        assert calls == [op]
+        drv.wait_for(op)
+        drv.pump(0.05)
+        drv.assert_once([op])
+        assert op.exception is None
+        if kind == "accept":
+            client.close()
+        elif kind == "send":
+            assert recv_exactly(px, b, 100, drv=drv) == b"x" * 100
+
+
+# -- buffers stay with the kernel's ops until they come back ------------------------------
+@needs_uring
+@pytest.mark.parametrize("cycle", [False, True])
+def test_buffers_outlive_a_proactor_dropped_without_close(cycle):
+    gc.collect()
+    before = fd_snapshot()
+    left, right = socket.socketpair()
+    try:
+        px = Proactor("uring")
+        buf = bytearray(8)
+        op = px.recv(right, buf, callback=(lambda op, px=px: None) if cycle else None)
+        px.wait(0.05)  # in the kernel now
+        if cycle:
+            op.tag = op  # the op holds itself and the Proactor: only the cycle collector frees them
+        del px, op
+        gc.collect()
+        left.send(b"too late")  # the kernel's recv was cancelled: nothing reads this into buf
+        assert right.recv(8) == b"too late"
+        assert bytes(buf) == bytes(8)
+    finally:
+        left.close()
+        right.close()
+    gc.collect()
+    after = fd_snapshot()
+    if before is not None:
+        assert not sorted(after - before), "the ring or its eventfd was not closed"
+
+
+@needs_uring
+def test_interpreter_exit_with_ops_in_the_kernel(tmp_path):
+    code = textwrap.dedent("""
+        import socket, overlapio
+        px = overlapio.Proactor("uring")
+        a, b = socket.socketpair()
+        ops = [px.recv(b, bytearray(1 << 16)), px.send(a, bytes(8 << 20))]
+        px.wait(0.05)
+        print("exiting", flush=True)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == "exiting\n" and "Traceback" not in r.stderr, r.stderr
+
+
+@needs_uring
+def test_close_with_everything_pending_completes_each_op_once_and_loses_no_byte():
+    gc.collect()
+    before = fd_snapshot()
+    px = Proactor("uring")
+    drv = Driver(px)
+    listener = px.listen(("127.0.0.1", 0))
+    a, b = pair(px, listener, drv)
+    accepts = [px.accept(listener, drv.cb) for _ in range(3)]
+    recvs = [px.recv(b, bytearray(100), drv.cb) for _ in range(3)]
+    data = [payload(4 << 20, seed) for seed in range(3)]  # more than loopback buffers take
+    sends = [px.send(a, d, drv.cb) for d in data]
+    peer = socket.socket()
+    peer.connect(listener.getsockname())
+    drv.wait_until(lambda: any(op.done for op in accepts), what="an accept")
+    px.wait(0.1)
+    b_dup = socket.socket(fileno=os.dup(b.fileno()))  # reads on after the Proactor closed its b
+    px.close()
+    try:
+        ops = accepts + recvs + sends
+        drv.assert_once(ops)
+        assert sum(not op.cancelled for op in accepts) == 1
+        assert all(op.cancelled or op.exception is None for op in ops)
+        assert any(op.cancelled for op in sends)
+        b_dup.settimeout(10)
+        got = bytearray(b"".join(bytes(op.buf[:op.result]) for op in recvs if not op.cancelled))
+        while chunk := b_dup.recv(1 << 20):
+            got += chunk
+        sent = b"".join(d[:op.nbytes] for d, op in zip(data, sends))
+        assert bytes(got) == sent, "the peer did not get exactly what nbytes says went out"
+    finally:
+        b_dup.close()
+        peer.close()
+    gc.collect()
+    after = fd_snapshot()
+    if before is not None:
+        assert not sorted(after - before)
+
+
+# -- cancel ------------------------------------------------------------------------
+@needs_uring
+def test_cancel_outcomes():
+    with open_proactor("uring") as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        waiting = px.recv(b, bytearray(8))
+        px.wait(0.05)
+        px.cancel(waiting)  # in the kernel, nothing arrived: cancelled
+        drv.wait_for(waiting)
+        assert waiting.cancelled and waiting.nbytes == 0
+        done = px.recv(b, bytearray(8))
+        px.wait(0.05)
+        a.send(b"arrived")  # (loopback: the kernel finishes the recv on this call's way out)
+        px.cancel(done)  # the kernel had finished it: its real result stands
+        drv.wait_for(done)
+        if done.cancelled:  # the cancel may still win on a loaded machine: then the data waits
+            assert recv_exactly(px, b, 7, drv=drv) == b"arrived"
+        else:
+            assert bytes(done.buf[:done.result]) == b"arrived"
+
+
+@needs_uring
+def test_a_number_reused_before_the_kernel_saw_the_op():
+    """recv on b, b closed behind the Proactor's back and its number reused, all
+    before a poll submitted the recv: the recv never reaches the new socket."""
+    with open_proactor("uring") as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        number = b.fileno()
+        old = px.recv(b, bytearray(8))
+        b.close()
+        spares = []
+        c = px.socket()
+        while c.fileno() != number and len(spares) < 20:  # lower free numbers go first
+            spares.append(c)
+            c = px.socket()
+        for spare in spares:
+            px.close(spare)
+        assert c.fileno() == number
+        listener = px.listen(("127.0.0.1", 0))
+        acc = px.accept(listener)
+        con = px.connect(listener.getsockname(), sock=c)
+        drv.wait_for(acc, con, old)
+        assert old.cancelled
+        peer = acc.result[0]
+        new = px.recv(c, bytearray(8))
+        drv.wait_for(px.send(peer, b"fresh"), new)
+        assert bytes(new.buf[:new.result]) == b"fresh" and bytes(old.buf) == bytes(8)
