@@ -2,7 +2,9 @@
 
 By default: every backend ``overlapio.available_backends()`` reports available
 here (built-ins and those registered in the ``overlapio.backends`` entry-point
-group), plus every entry of :data:`EXTRA_BACKENDS`.
+group), plus every entry of :data:`EXTRA_BACKENDS`. On Linux the built-ins
+include ``uring`` whenever its extension was compiled and the kernel lets this
+process make a ring (``overlapio backends`` says why not, and so does the skip).
 
 Narrowing / extending, from the command line:
 
