@@ -340,8 +340,8 @@ class UringBackend(Backend):
         st = self._socks.get(sock)
         if st is not None:
             self._forget(st, "socket closed")
-            # The kernel looks descriptor numbers up at submission: submit before
-            # this one is closed (and maybe reused).
+            # Its ops in the kernel hold the socket open: submit their cancels now,
+            # so that the peer sees the close now, not after our next poll.
             lib.uring_submit(self._r)
         sock.close()
 
