@@ -65,24 +65,23 @@ _LEAKED: list = []  # rings the kernel did not finish with in time: kept (buffer
 _probe_cache: list = []
 
 
+def _kernel() -> tuple:
+    try:
+        return tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2])
+    except ValueError:  # an unusual release string: let the probe decide
+        return _MIN_KERNEL
+
+
 def _probe() -> Optional[str]:
     if not sys.platform.startswith("linux"):
         return "io_uring is Linux only"
     if _IMPORT_ERROR is not None:
         return ("the C extension was not built (no C compiler or no <linux/io_uring.h> at install time; "
                 f"reinstall with one): {_IMPORT_ERROR}")
-    try:
-        release = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2])
-    except ValueError:
-        release = _MIN_KERNEL
-    if release < _MIN_KERNEL:
-        return f"kernel too old ({os.uname().release}; needs Linux {_MIN_KERNEL[0]}.{_MIN_KERNEL[1]} or later)"
-    rc = lib.uring_probe()
-    if rc == 0:
-        return None
-    code = -rc
+    release = os.uname().release
+    code = -lib.uring_probe()
     if code == errno.ENOSYS:
-        return "kernel too old, or built without io_uring (io_uring_setup: ENOSYS)"
+        return f"kernel too old, or built without io_uring ({release}; io_uring_setup: ENOSYS)"
     if code == errno.EPERM:
         try:
             with open("/proc/sys/kernel/io_uring_disabled") as f:
@@ -91,12 +90,17 @@ def _probe() -> Optional[str]:
             setting = "?"
         return f"io_uring disabled by sysctl (kernel.io_uring_disabled={setting}), or by a seccomp filter (EPERM)"
     if code == errno.ENOMEM:
-        import resource
-        soft = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
-        return f"RLIMIT_MEMLOCK too low ({soft} bytes) for a ring (io_uring_setup: ENOMEM)"
-    if code == errno.EOPNOTSUPP:
-        return "kernel too old (io_uring lacks the features this backend needs: NODROP, EXT_ARG, SUBMIT_STABLE)"
-    return f"io_uring_setup failed: {os.strerror(code)}"
+        if _kernel() < (5, 12):  # rings were charged to RLIMIT_MEMLOCK until then
+            import resource
+            soft = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
+            return f"RLIMIT_MEMLOCK too low ({soft} bytes) for a ring (io_uring_setup: ENOMEM); raise it (ulimit -l)"
+        return "not enough memory for a ring (io_uring_setup: ENOMEM)"
+    if code == errno.EOPNOTSUPP or _kernel() < _MIN_KERNEL:
+        return (f"kernel too old ({release}; needs Linux {_MIN_KERNEL[0]}.{_MIN_KERNEL[1]} or later, "
+                "for sends the kernel itself completes in full)")
+    if code:
+        return f"io_uring_setup failed: {os.strerror(code)}"
+    return None
 
 
 class _Sock:
