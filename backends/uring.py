@@ -544,7 +544,9 @@ class UringBackend(Backend):
         self._ring.finish(self._reap_at_close, _CLOSE_WAIT)
 
     def _reap_at_close(self) -> None:
-        if self._r.nstaged:
+        if self._interrupted:
+            self._recover()  # (no socket is left to restart anything on)
+        elif self._r.nstaged:
             self._reap()
 
 
