@@ -45,7 +45,7 @@ except ImportError as _exc:  # not built: no C compiler or no io_uring header at
 else:
     _IMPORT_ERROR = None
     # Bound once: a cffi lib attribute lookup costs more than the call's own work.
-    from_buffer, _uring_recv = ffi.from_buffer, lib.uring_recv
+    from_buffer, unpack, _uring_recv, _uring_wait = ffi.from_buffer, ffi.unpack, lib.uring_recv, lib.uring_wait
 
 _RECV, _SEND, _ACCEPT = OpKind.RECV, OpKind.SEND, OpKind.ACCEPT
 _SQ_ENTRIES = 1024
@@ -392,32 +392,30 @@ class UringBackend(Backend):
             if ns <= 0 < timeout:
                 ns = 1
         try:
-            rc = lib.uring_wait(self._r, ns)
-            if self._r.nstaged:
-                self._reap()
+            n = _uring_wait(self._r, ns)  # completions staged, or -errno
+            if n > 0:
+                self._reap(n)
+            elif n < 0:
+                if self._r.nstaged:
+                    self._reap(self._r.nstaged)
+                if n not in (-errno.EAGAIN, -errno.EBUSY, -errno.ENOMEM):
+                    raise os_error(-n, what="io_uring_enter")
+                # else the kernel is short of room: what is queued goes next time
         except BaseException:  # Ctrl-C: the rest of what was staged is handled next time
             self._interrupted = True
             raise
-        if rc < 0 and rc != -errno.EINTR:
-            if rc in (-errno.EAGAIN, -errno.EBUSY, -errno.ENOMEM):
-                return  # the kernel is short of room: what is queued goes next time
-            raise os_error(-rc, what="io_uring_enter")
 
-    def _reap(self) -> None:
+    def _reap(self, n: int) -> None:
+        """Handle the ``n`` completions staged by the C half."""
         r = self._r
-        n = r.nstaged
-        uds = ffi.unpack(r.ud, n)
-        results = ffi.unpack(r.res, n)
         inflight = self._inflight
         ready = self._ready
         cancelling = self._cancelling
-        for i in range(n):
-            ud = uds[i]
+        for ud, res in zip(unpack(r.ud, n), unpack(r.res, n)):
             entry = inflight.get(ud)
             if entry is None:
                 continue  # handled before an interruption
             op, st, keep = entry
-            res = results[i]
             if op.kind is _RECV and res >= 0:
                 # The per-message path. No call until the append, so a signal's
                 # exception cannot land half-way (see _recover).
@@ -514,7 +512,7 @@ class UringBackend(Backend):
                 if entry is not None and entry[0].done:
                     del self._inflight[ud]
                     self._unqueue(entry[0], entry[1])
-            self._reap()
+            self._reap(r.nstaged)
         for st in list(self._socks.values()):
             for queue in (st.recvs, st.sends):
                 while queue and queue[0].done:
@@ -547,7 +545,7 @@ class UringBackend(Backend):
         if self._interrupted:
             self._recover()  # (no socket is left to restart anything on)
         elif self._r.nstaged:
-            self._reap()
+            self._reap(self._r.nstaged)
 
 
 def _pack_sockaddr(family: int, address: Any) -> bytes:

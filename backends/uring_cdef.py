@@ -272,8 +272,9 @@ static void reap(struct uring *r)
 }
 
 /* Submit what is queued, wait up to timeout_ns (-1: no limit, 0: do not block)
-   for one completion, stage what arrived. Returns 0 or -errno of the wait
-   (-EINTR: a signal; what arrived is staged all the same). */
+   for one completion, stage what arrived. Returns how many are staged, or
+   -errno of io_uring_enter (a signal's EINTR and a timeout are no errors: what
+   arrived is staged all the same, and the caller's signal handler runs next). */
 int uring_wait(struct uring *r, int64_t timeout_ns)
 {
     struct __kernel_timespec ts;
@@ -296,8 +297,8 @@ int uring_wait(struct uring *r, int64_t timeout_ns)
     else
         rc = sys_enter(r->fd, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0); /* run deferred completion work */
     reap(r);
-    if (rc == -ETIME || rc >= 0)
-        return 0;
+    if (rc >= 0 || rc == -ETIME || rc == -EINTR)
+        return (int)r->nstaged;
     return rc;
 }
 
