@@ -130,8 +130,9 @@ class _Ring:
         self.r = ffi.new("struct uring *")
         self.inflight: dict[int, tuple] = {}  # user data -> (op, _Sock, cffi buffer view)
         self.wake_fd = os.eventfd(0, os.EFD_CLOEXEC)  # blocking: the ring's read of it must wait
-        # wakeup() racing close(): never write to a recycled number. Re-entrant: a
-        # signal handler may post (and so wake) while this thread holds it.
+        # wakeup() racing close(): never write to a recycled number. Held only
+        # around one eventfd write or the release; re-entrant, so a signal handler
+        # that wakes the ring while this thread holds it does not block.
         self.lock = threading.RLock()
         rc = lib.uring_open(self.r, _SQ_ENTRIES, _CQ_ENTRIES, self.wake_fd)
         if rc < 0:
@@ -190,8 +191,8 @@ class UringBackend(Backend):
             _probe_cache.append(_probe())
         return _probe_cache[0]
 
-    def __init__(self, complete: Any) -> None:
-        super().__init__(complete)
+    def __init__(self, complete: Any, ready: Any) -> None:
+        super().__init__(complete, ready)
         self._ring = _Ring()
         self._r = self._ring.r
         self._inflight = self._ring.inflight
@@ -243,8 +244,7 @@ class UringBackend(Backend):
             self._start_next(op, st)
 
     def _start_send(self, st: _Sock, op: Op) -> None:
-        # A view of the caller's data itself (the core checked it is contiguous).
-        keep = ffi.from_buffer(op.buf)
+        keep = from_buffer(op._view)
         ud = self._ud
         self._ud = ud + 1
         done = op.nbytes
@@ -305,7 +305,6 @@ class UringBackend(Backend):
                 self._start_next(op, st)
 
     def send(self, op: Op) -> None:
-        op._bk = None  # (the core's byte view: the kernel reads op.buf itself)
         st = self._socks.get(op.sock) or self._state(op.sock)
         sends = st.sends
         sends.append(op)
