@@ -3,6 +3,7 @@ succeeds, overlapio works, and the ``uring`` backend says why it is missing."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,9 +19,14 @@ pytestmark = [pytest.mark.slow,
 
 
 def test_install_with_a_compiler_that_fails(tmp_path):
+    # A copy without build products: setuptools builds in the source tree and would
+    # pack an extension that an earlier build (with a compiler) left in build/.
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "*.so", "__pycache__", ".hypothesis", "results"))
     out = tmp_path / "wheel"
     env = dict(os.environ, CC="false", CXX="false")  # `false`: a compiler that fails every time
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(out)],
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-q", "-w", str(out)],
                        capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stderr
     (whl,) = out.glob("overlapio-*.whl")
