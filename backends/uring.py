@@ -45,7 +45,8 @@ except ImportError as _exc:  # not built: no C compiler or no io_uring header at
 else:
     _IMPORT_ERROR = None
     # Bound once: a cffi lib attribute lookup costs more than the call's own work.
-    from_buffer, unpack, _uring_recv, _uring_wait = ffi.from_buffer, ffi.unpack, lib.uring_recv, lib.uring_wait
+    from_buffer, unpack = ffi.from_buffer, ffi.unpack
+    _uring_recv, _uring_send, _uring_wait = lib.uring_recv, lib.uring_send, lib.uring_wait
 
 _RECV, _SEND, _ACCEPT = OpKind.RECV, OpKind.SEND, OpKind.ACCEPT
 _SQ_ENTRIES = 1024
@@ -248,7 +249,7 @@ class UringBackend(Backend):
         ud = self._ud
         self._ud = ud + 1
         done = op.nbytes
-        if not self._started(op, st, keep, ud, lib.uring_send(self._r, st.fd, keep + done, len(keep) - done, ud)):
+        if not self._started(op, st, keep, ud, _uring_send(self._r, st.fd, keep + done, len(keep) - done, ud)):
             self._start_next(op, st)
 
     def _start_accept(self, st: _Sock, op: Op) -> None:
@@ -309,7 +310,15 @@ class UringBackend(Backend):
         sends = st.sends
         sends.append(op)
         if len(sends) == 1:
-            self._start_send(st, op)
+            # _start_send, inlined: the per-message path (a send op starts with nbytes 0).
+            keep = from_buffer(op._view)
+            ud = self._ud
+            self._ud = ud + 1
+            if _uring_send(self._r, st.fd, keep, len(keep), ud) == 0:
+                op._bk = ud
+                self._inflight[ud] = (op, st, keep)
+            elif not self._started(op, st, keep, ud, -errno.EBUSY):
+                self._start_next(op, st)
 
     def try_send(self, sock: socket.socket, data: Any) -> int:
         st = self._socks.get(sock)
@@ -415,9 +424,11 @@ class UringBackend(Backend):
             if entry is None:
                 continue  # handled before an interruption
             op, st, keep = entry
-            if op.kind is _RECV and res >= 0:
-                # The per-message path. No call until the append, so a signal's
-                # exception cannot land half-way (see _recover).
+            # The per-message paths: a recv that got data (or end of stream), a
+            # send that went out in full. No call until the append, so a signal's
+            # exception cannot land half-way (see _recover).
+            kind = op.kind
+            if kind is _RECV and res >= 0:
                 recvs = st.recvs
                 if recvs and recvs[0] is op:
                     del recvs[0]
@@ -428,12 +439,23 @@ class UringBackend(Backend):
                     cancelling.discard(ud)
                 if recvs and st.live:
                     self._start_recv(st, recvs[0])
+            elif kind is _SEND and res >= 0 and op.nbytes + res == len(keep):
+                sends = st.sends
+                if sends and sends[0] is op:
+                    del sends[0]
+                del inflight[ud]
+                op.nbytes = op._value = op.nbytes + res
+                ready.append(op)
+                if cancelling:
+                    cancelling.discard(ud)
+                if sends and st.live:
+                    self._start_send(st, sends[0])
             else:
                 self._completed(ud, op, st, keep, res)
         r.nstaged = 0
 
     def _completed(self, ud: int, op: Op, st: _Sock, keep: Any, res: int) -> None:
-        """Every completion but a successful recv. Order, for _recover: queue
+        """Every other completion. Order, for _recover: queue
         book-keeping, then complete, then forget the user data, then start more."""
         cancelled = ud in self._cancelling
         kind = op.kind

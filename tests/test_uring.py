@@ -20,7 +20,7 @@ import overlapio
 from overlapio import OperationCancelled, Proactor
 from overlapio.backends import uring
 
-from conformance.harness import Driver, fd_snapshot, open_proactor, pair, payload, recv_exactly
+from conformance.harness import Driver, fd_snapshot, open_proactor, pair, payload, recv_exactly, reset
 
 REASON = uring.UringBackend.unavailable_reason()
 needs_uring = pytest.mark.skipif(REASON is not None, reason=f"uring unavailable here: {REASON}")
@@ -130,6 +130,25 @@ def test_interrupt_while_handling_completions_loses_nothing(at):
 
 
 @needs_uring
+@pytest.mark.parametrize("at", [1, 2, 3])
+def test_interrupt_while_handling_send_completions_loses_nothing(at):
+    with open_proactor("uring") as px:
+        drv = Driver(px)
+        conns = [pair(px, drv=drv) for _ in range(3)]
+        _swap_ready(px, _RaiseOnce(at))
+        sends = [[px.send(a, b"%d-%d;" % (i, k)) for k in range(3)] for i, (a, _) in enumerate(conns)]
+        with pytest.raises(KeyboardInterrupt):
+            while True:
+                drv.pump(1.0)
+        flat = [op for row in sends for op in row]
+        drv.wait_for(*flat)
+        drv.assert_once(flat)
+        for i, (_, b) in enumerate(conns):
+            want = b"".join(b"%d-%d;" % (i, k) for k in range(3))
+            assert recv_exactly(px, b, len(want), drv=drv) == want
+
+
+@needs_uring
 def test_close_right_after_an_interrupted_poll_completes_each_op_once():
     with open_proactor("uring") as px:
         drv = Driver(px)
@@ -144,7 +163,7 @@ def test_close_right_after_an_interrupted_poll_completes_each_op_once():
 
 
 @needs_uring
-@pytest.mark.parametrize("kind", ["accept", "send", "connect"])
+@pytest.mark.parametrize("kind", ["accept", "connect", "reset"])
 def test_interrupt_before_a_completion_is_recorded_loses_nothing(kind):
     with open_proactor("uring") as px:
         drv = Driver(px)
@@ -164,8 +183,10 @@ def test_interrupt_before_a_completion_is_recorded_loses_nothing(kind):
         if kind == "accept":
             op = px.accept(listener)
             client = socket.create_connection(listener.getsockname())
-        elif kind == "send":
-            op = px.send(a, b"x" * 100)
+        elif kind == "reset":
+            op = px.recv(b, bytearray(10))
+            px.wait(0.05)
+            reset(px, a)
         else:
             op = px.connect(listener.getsockname())
         with pytest.raises(KeyboardInterrupt):
@@ -175,11 +196,12 @@ def test_interrupt_before_a_completion_is_recorded_loses_nothing(kind):
         drv.wait_for(op)
         drv.pump(0.05)
         drv.assert_once([op])
-        assert op.exception is None
+        if kind == "reset":
+            assert isinstance(op.exception, ConnectionResetError), op
+        else:
+            assert op.exception is None
         if kind == "accept":
             client.close()
-        elif kind == "send":
-            assert recv_exactly(px, b, 100, drv=drv) == b"x" * 100
 
 
 # -- buffers stay with the kernel's ops until they come back ------------------------------
