@@ -13,15 +13,29 @@ Winsock with event objects, through cffi) and by emulation on POSIX (the stdlib
             conn, peer = op.result
 """
 import os as _os
+import sys as _sys
 
-# In a source checkout run in place (`python -m overlapio` or `python -m pytest` from
-# the repo root), core/ and backends/ sit beside this folder, not inside it as they
-# are once installed: let the subpackages resolve there.
-_root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
-if not _os.path.isdir(_os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "core")) and _os.path.isfile(
-    _os.path.join(_root, "core", "proactor.py")
-):
-    __path__.append(_root)  # type: ignore[name-defined]
+# A source checkout run in place (`python -m overlapio`, or the bench harness with the
+# repo root on PYTHONPATH) keeps core/ and backends/ beside this folder, not inside it
+# as an install does. Find exactly those two there: putting the checkout root on
+# __path__ would make setup.py, build_ffi.py, bench/ and tests/ submodules too.
+_here = _os.path.dirname(_os.path.abspath(__file__))
+_root = _os.path.dirname(_here)
+
+
+class _CheckoutSubpackages:
+    @staticmethod
+    def find_spec(fullname: str, path: object = None, target: object = None) -> object:
+        if fullname in (__name__ + ".core", __name__ + ".backends"):
+            from importlib.machinery import PathFinder
+
+            return PathFinder.find_spec(fullname, [_root])
+        return None
+
+
+if not _os.path.isdir(_os.path.join(_here, "core")) and _os.path.isfile(_os.path.join(_root, "core", "proactor.py")):
+    # After the other finders: an editable install maps these names itself.
+    _sys.meta_path.append(_CheckoutSubpackages)  # type: ignore[arg-type]
 
 from .core import (
     ENTRY_POINT_GROUP,

@@ -81,3 +81,38 @@ def test_installed_wheel_runs_an_example(wheel, tmp_path):
         server.server_close()
     assert r.returncode == 0, r.stderr
     assert r.stdout == "served\n" and r.stderr == "HTTP/1.0 200 OK\n"
+
+
+# help(overlapio) lists the package's own modules: neither the checkout's setup.py,
+# build_ffi.py, bench/ nor tests/ (they are not part of the package).
+_HELP = ("import overlapio, pydoc, sys; "
+         "print(overlapio.__path__); print(overlapio.Proactor('posix').backend_name); "
+         "print(pydoc.render_doc(overlapio, renderer=pydoc.plaintext))")
+
+
+def _package_contents(doc: str) -> set[str]:
+    lines = doc.split("PACKAGE CONTENTS", 1)[1].splitlines()[1:]
+    names = set()
+    for line in lines:
+        if not line.strip():
+            break
+        names.add(line.split()[0])
+    return names
+
+
+@pytest.mark.parametrize("layout", ["installed", "checkout in place"])
+def test_help_lists_only_the_package_modules(layout, tmp_path):
+    env = dict(os.environ)
+    flags = []
+    if layout == "checkout in place":
+        # No site-packages: overlapio comes from the source tree alone.
+        flags, env["PYTHONPATH"] = ["-S"], str(ROOT)
+    r = subprocess.run([sys.executable, *flags, "-c", _HELP], capture_output=True, text=True, timeout=60,
+                       env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    path_line, backend, doc = r.stdout.split("\n", 2)
+    assert backend == "posix"
+    assert str(ROOT) + "'" not in path_line, path_line  # the checkout root is not on the package path
+    contents = _package_contents(doc)
+    own = {f.stem for f in (ROOT / "overlapio").glob("*.py") if f.stem != "__init__"}
+    assert contents and contents <= own | {"core (package)", "backends (package)"}, contents
