@@ -226,18 +226,61 @@ def cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(argv: Sequence[str]) -> int:
+BENCH_HELP = """\
+usage: overlapio bench [OPTIONS]
+
+Runs overlapio's benchmark suite: echo servers driven by a C load generator
+(ping-pong, stream, connection churn, idle memory) and in-process event-loop
+costs (timers, cross-thread post, op cost), against asyncio, uvloop, trio and a
+C epoll reference.
+
+The suite lives in the bench/ folder of the source repository and is not part
+of an installed package, so this copy of overlapio cannot run it. In a
+checkout of the repository:
+
+  pip install -e '.[bench]'   then 'overlapio bench --help' lists every option
+  python -m bench --help      the same, run from the checkout's root
+"""
+
+
+def _bench_main() -> Optional[Callable[..., int]]:
+    """The ``main`` of the benchmark suite beside this package in a source checkout,
+    or None when there is none (an installed package does not include it)."""
+    import importlib.util
     import os
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if os.path.isdir(os.path.join(root, "bench")) and root not in sys.path:
-        sys.path.insert(0, root)
+    suite = os.path.join(root, "bench")
+    if not (os.path.isfile(os.path.join(suite, "cli.py")) and os.path.isfile(os.path.join(root, "core", "proactor.py"))):
+        return None
+    # Loaded from that path, not by name: under `python -m` the current directory
+    # comes first on sys.path, and whatever `bench` package is there must not run.
+    for name in [n for n in sys.modules if n == "bench" or n.startswith("bench.")]:
+        if not os.path.abspath(getattr(sys.modules[name], "__file__", None) or "").startswith(suite + os.sep):
+            del sys.modules[name]
+    if "bench" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("bench", os.path.join(suite, "__init__.py"),
+                                                      submodule_search_locations=[suite])
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules["bench"] = module
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    from bench.cli import main as bench_main  # type: ignore[import-not-found]
+
+    return bench_main
+
+
+def cmd_bench(argv: Sequence[str]) -> int:
     try:
-        from bench.cli import main as bench_main  # type: ignore[import-not-found]
-    except ImportError:
-        raise CliError("the benchmark suite runs from a source checkout: "
-                       "pip install -e '.[bench]' there, then 'overlapio bench' or 'python -m bench'") from None
-    return int(bench_main(list(argv)) or 0)
+        bench_main = _bench_main()
+    except ImportError as exc:
+        raise CliError(f"cannot load the benchmark suite: {exc}") from None
+    if bench_main is None:
+        if "-h" in argv or "--help" in argv:
+            print(BENCH_HELP, end="")
+            return 0
+        raise CliError("the benchmark suite is not installed with this copy of overlapio: in a source checkout, "
+                       "pip install -e '.[bench]' (or run 'python -m bench' there); 'overlapio bench --help' says more")
+    return int(bench_main(list(argv), prog=f"{PROG} bench") or 0)
 
 
 def _info(args: argparse.Namespace, text: str) -> None:

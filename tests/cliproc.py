@@ -11,10 +11,11 @@ from typing import Optional
 _LISTEN_LINE = re.compile(rb"overlapio server on [^:]+:(\d+)")
 
 
-def run(*args: str, timeout: float = 30, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+def run(*args: str, timeout: float = 30, env: Optional[dict] = None, cwd: Optional[str] = None,
+        **popen: object) -> subprocess.CompletedProcess:
     """``overlapio ARGS`` to completion; output as text."""
     return subprocess.run([sys.executable, "-m", "overlapio", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+                          timeout=timeout, env=env, cwd=cwd, stdin=subprocess.DEVNULL, **popen)
 
 
 class Server:

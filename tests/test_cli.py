@@ -220,3 +220,30 @@ def test_bench_subcommand_reaches_the_benchmark_suite():
     r = run("bench", "--only", "no-such-workload")
     assert r.returncode != 0
     _no_traceback(r.stderr)
+
+
+def _decoy_bench(where) -> None:
+    """A `bench` package in ``where`` that says so if it is ever imported."""
+    pkg = where / "bench"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("print('DECOY BENCH IMPORTED')\n")
+    (pkg / "cli.py").write_text("def main(argv=None, **kw):\n    print('DECOY BENCH RAN')\n    return 0\n")
+
+
+def test_bench_runs_the_projects_suite_not_one_in_the_current_directory(tmp_path):
+    _decoy_bench(tmp_path)
+    # The checkout on PYTHONPATH too (as the bench harness runs things): still behind
+    # the current directory, which `python -m` puts first on sys.path.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root)
+    r = run("bench", "--list", cwd=str(tmp_path), env=env)
+    assert "DECOY" not in r.stdout + r.stderr
+    assert r.returncode == 0, r.stderr
+    assert "server contestants:" in r.stdout
+
+
+def test_bench_help_names_the_overlapio_command():
+    r = run("bench", "--help")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage: overlapio bench")
+    assert "--quick" in r.stdout

@@ -116,3 +116,35 @@ def test_help_lists_only_the_package_modules(layout, tmp_path):
     contents = _package_contents(doc)
     own = {f.stem for f in (ROOT / "overlapio").glob("*.py") if f.stem != "__init__"}
     assert contents and contents <= own | {"core (package)", "backends (package)"}, contents
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX paths")
+def test_installed_wheel_bench_help_works_and_running_says_how(wheel, tmp_path):
+    # The wheel does not carry the benchmark suite: --help still explains the command,
+    # running it says where the suite is, and a `bench` package in the current
+    # directory is not taken for it.
+    target = tmp_path / "site"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                        str(wheel)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    decoy = tmp_path / "bench"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("print('DECOY BENCH IMPORTED')\n")
+    (decoy / "cli.py").write_text("def main(argv=None, **kw):\n    print('DECOY BENCH RAN')\n    return 0\n")
+    env = dict(os.environ, PYTHONPATH=str(target))
+
+    def overlapio(*args):
+        return subprocess.run([sys.executable, "-S", "-c", "import sys; from overlapio.cli import main; "
+                               "sys.exit(main(sys.argv[1:]))", *args],
+                              capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+
+    r = overlapio("bench", "--help")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage: overlapio bench")
+    assert "pip install -e '.[bench]'" in r.stdout
+    r = overlapio("bench", "--list")
+    assert r.returncode == 1
+    assert "DECOY" not in r.stdout + r.stderr
+    assert r.stderr.startswith("overlapio: error: the benchmark suite is not installed")
+    assert len(r.stderr.splitlines()) == 1
