@@ -14,6 +14,7 @@ import socket
 import sys
 from typing import Callable, Optional, Sequence
 
+from . import __version__
 from .core import BackendUnavailable, Proactor, UnknownBackendError, available_backends, default_backend
 from .demos import EchoServer, HelloClient
 
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "server and client, a loopback demo, and the backend list.",
         epilog="Start with 'overlapio demo'. Each command has its own --help.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("server", help="accept clients and print what they send (port 7777)",

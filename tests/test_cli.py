@@ -247,3 +247,14 @@ def test_bench_help_names_the_overlapio_command():
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("usage: overlapio bench")
     assert "--quick" in r.stdout
+
+
+def test_version():
+    from importlib.metadata import version
+
+    import overlapio
+
+    r = run("--version")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"overlapio {overlapio.__version__}\n"
+    assert overlapio.__version__ == version("overlapio")  # the package and its metadata agree
