@@ -80,13 +80,41 @@ def _size(text: str) -> int:
     return value
 
 
-def _common(p: argparse.ArgumentParser, *, host_help: str, port_help: str, port_type: Callable[[str], int]) -> None:
-    p.add_argument("--host", default="127.0.0.1", help=host_help)
-    p.add_argument("--port", type=port_type, default=DEFAULT_PORT, help=port_help)
+def _host(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("empty host: give a host name or address")
+    try:
+        text.encode("idna")  # what the socket calls do with a str host; they raise if this does
+    except UnicodeError:
+        raise argparse.ArgumentTypeError(f"invalid host {text!r}: not a host name or address") from None
+    return text
+
+
+def _listen_host(text: str) -> str:
+    if not text:
+        # An unset variable in a script (--host "$HOST") must not expose the server.
+        raise argparse.ArgumentTypeError("empty host: give 0.0.0.0 or :: to listen on every interface")
+    return _host(text)
+
+
+def _backend_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default=None, metavar="NAME",
+                   help="I/O backend (default: $OVERLAPIO_BACKEND if set, else the platform's: winsock on "
+                        "Windows, posix elsewhere; see 'overlapio backends')")
+
+
+def _common(p: argparse.ArgumentParser, *, listening: bool) -> None:
+    if listening:
+        p.add_argument("--host", type=_listen_host, default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1; 0.0.0.0 or :: for every interface)")
+        p.add_argument("--port", type=_listen_port, default=DEFAULT_PORT,
+                       help=f"TCP port (default {DEFAULT_PORT}; 0 picks a free one, shown at start)")
+    else:
+        p.add_argument("--host", type=_host, default="127.0.0.1", help="server address (default 127.0.0.1)")
+        p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
     p.add_argument("--size", type=_size, default=100, help="message size in bytes (default 100)")
     p.add_argument("--echo", action="store_true", help="the server sends every byte back; the client checks each echo")
-    p.add_argument("--backend", default=None, metavar="NAME",
-                   help="I/O backend (default: $OVERLAPIO_BACKEND or the platform's; see 'overlapio backends')")
+    _backend_option(p)
     p.add_argument("--quiet", "-q", action="store_true", help="print only errors and the final summary")
 
 
@@ -105,16 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "'Data Recv Len = N' for each N-byte message. Serves many clients at once "
                                    "and, with --echo, sends everything back with backpressure (a client that "
                                    "does not read is not buffered without bound).")
-    _common(p, host_help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)",
-            port_help=f"TCP port (default {DEFAULT_PORT}; 0 picks a free one, shown at start)", port_type=_listen_port)
+    _common(p, listening=True)
     p.add_argument("--max-clients", type=_count, default=0, metavar="N",
                    help="exit after N clients have come and gone (default 0: serve until Ctrl-C)")
 
     p = sub.add_parser("client", help="send 'Hello World' messages once a second",
                        description="The example's client: connects, then sends a SIZE-byte buffer holding "
                                    "'Hello World' every INTERVAL seconds, printing 'Send Data ! Len = SIZE'.")
-    _common(p, host_help="server address (default 127.0.0.1)", port_help=f"TCP port (default {DEFAULT_PORT})",
-            port_type=_port)
+    _common(p, listening=False)
     p.add_argument("--interval", type=_seconds, default=1.0, help="seconds between messages (default 1)")
     p.add_argument("--count", type=_count, default=0, help="messages per client, then exit (default 0: until Ctrl-C)")
     p.add_argument("--clients", type=_positive_int, default=1, help="number of concurrent clients (default 1)")
@@ -126,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=_positive_int, default=3, help="messages to exchange (default 3)")
     p.add_argument("--interval", type=_seconds, default=0.2, help="seconds between messages (default 0.2)")
     p.add_argument("--size", type=_size, default=100, help="message size in bytes (default 100)")
-    p.add_argument("--backend", default=None, metavar="NAME", help="I/O backend (default: the platform's)")
+    _backend_option(p)
 
     sub.add_parser("backends", help="list the backends and which one is the default",
                    description="Lists every backend overlapio knows (built in or registered by a package in "

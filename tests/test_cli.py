@@ -258,3 +258,31 @@ def test_version():
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"overlapio {overlapio.__version__}\n"
     assert overlapio.__version__ == version("overlapio")  # the package and its metadata agree
+
+
+@pytest.mark.parametrize("cmd", ["server", "client"])
+@pytest.mark.parametrize("host", [os.fsdecode(b"\xff"), "a" * 70, "a..b"], ids=["byte-ff", "70-char-label", "empty-label"])
+def test_host_that_cannot_be_a_host_name_is_one_line_error(cmd, host):
+    r = run(cmd, "--host", host, "--count" if cmd == "client" else "--max-clients", "1")
+    _no_traceback(r.stderr)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.splitlines()[-1].startswith(f"overlapio {cmd}: error: argument --host: invalid host ")
+
+
+@pytest.mark.parametrize("cmd", ["server", "client"])
+def test_empty_host_is_refused(cmd):
+    # An unset shell variable must not quietly mean every interface.
+    r = run(cmd, "--host", "", "--port", "0" if cmd == "server" else "7777")
+    assert r.returncode == 2, r.stdout
+    _no_traceback(r.stderr)
+    if cmd == "server":
+        assert "give 0.0.0.0 or :: to listen on every interface" in r.stderr
+    else:
+        assert "empty host" in r.stderr
+
+
+@pytest.mark.parametrize("cmd", ["server", "client", "demo"])
+def test_backend_help_states_the_real_default_rule(cmd):
+    r = run(cmd, "--help")
+    text = " ".join(r.stdout.split())
+    assert "$OVERLAPIO_BACKEND if set, else the platform's" in text
