@@ -30,6 +30,47 @@ class CliError(Exception):
         self.code = code
 
 
+class OutputError(Exception):
+    """Writing the command's own output failed (a closed pipe, a full disk,
+    /dev/full). Unlike a socket's OSError, that ends the command."""
+
+    def __init__(self, stream: str, error: OSError) -> None:
+        super().__init__(error.strerror or str(error))
+        self.stream = stream
+        self.errno = error.errno
+
+
+class _Output:
+    """``sys.stdout`` or ``sys.stderr`` (looked up at each write, as print() does),
+    with write errors raised as OutputError."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def write(self, text: str) -> int:
+        return self._call("write", text) or 0
+
+    def flush(self) -> None:
+        self._call("flush")
+
+    def _call(self, method: str, *args: str) -> Optional[int]:
+        stream = getattr(sys, self.name)
+        if stream is None:  # started with that descriptor closed: print() writes nowhere too
+            return None
+        try:
+            return getattr(stream, method)(*args)
+        except OSError as exc:
+            raise OutputError(self.name, exc) from exc
+
+
+STDOUT = _Output("stdout")
+STDERR = _Output("stderr")
+
+
+def _print(text: str, file: _Output = STDOUT) -> None:
+    print(text, file=file, flush=True)  # type: ignore[call-overload]
+
+
 # -- argument types -----------------------------------------------------------
 def _port(text: str, lowest: int = 1) -> int:
     try:
@@ -186,7 +227,7 @@ def cmd_server(args: argparse.Namespace) -> int:
             listener = px.listen((args.host, args.port), backlog=1024)
         except OSError as exc:
             raise CliError(f"cannot listen on {args.host}:{args.port}: {_describe(exc)}") from None
-        out = None if args.quiet else sys.stdout
+        out = None if args.quiet else STDOUT
         server = EchoServer(px, listener, size=args.size, echo=args.echo, out=out)
         where = "%s:%d" % listener.getsockname()[:2]
         _info(args, f"overlapio server on {where} ({px.backend_name} backend{', echo' if args.echo else ''}); Ctrl-C to stop")
@@ -200,7 +241,7 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 def cmd_client(args: argparse.Namespace) -> int:
     with _proactor(args.backend) as px:
-        out = None if args.quiet else sys.stdout
+        out = None if args.quiet else STDOUT
         failures: list[BaseException] = []
 
         def done(client: HelloClient) -> None:
@@ -228,15 +269,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with _proactor(args.backend) as px:
         listener = px.listen(("127.0.0.1", 0))
         port = listener.getsockname()[1]
-        print(f"overlapio demo: {px.backend_name} backend, echo server on 127.0.0.1:{port}")
-        server = EchoServer(px, listener, size=args.size, echo=True, prefix="[server] ")
+        _print(f"overlapio demo: {px.backend_name} backend, echo server on 127.0.0.1:{port}")
+        server = EchoServer(px, listener, size=args.size, echo=True, out=STDOUT, prefix="[server] ")
         result: list[HelloClient] = []
         client = HelloClient(px, ("127.0.0.1", port), size=args.size, interval=args.interval, count=args.count,
-                             echo=True, prefix="[client] ", done=lambda c: (result.append(c), server.stop()))
+                             echo=True, out=STDOUT, prefix="[client] ", done=lambda c: (result.append(c), server.stop()))
         px.run()
         if client.error is not None:
             raise CliError(f"demo failed: {client.error}")
-        print(f"demo ok: {client.echoed} of {client.sent} messages came back intact")
+        _print(f"demo ok: {client.echoed} of {client.sent} messages came back intact")
     return 0
 
 
@@ -247,9 +288,9 @@ def cmd_backends(args: argparse.Namespace) -> int:
     for name, (ok, reason) in rows.items():
         mark = " (default)" if name == default else ""
         state = "available" if ok else f"unavailable: {reason}"
-        print(f"{name.ljust(width)}  {state}{mark}")
+        _print(f"{name.ljust(width)}  {state}{mark}")
     if default not in rows:
-        print(f"warning: the default backend {default!r} (from OVERLAPIO_BACKEND) is not known", file=sys.stderr)
+        _print(f"warning: the default backend {default!r} (from OVERLAPIO_BACKEND) is not known", STDERR)
         return 1
     return 0
 
@@ -304,7 +345,7 @@ def cmd_bench(argv: Sequence[str]) -> int:
         raise CliError(f"cannot load the benchmark suite: {exc}") from None
     if bench_main is None:
         if "-h" in argv or "--help" in argv:
-            print(BENCH_HELP, end="")
+            _print(BENCH_HELP.rstrip("\n"))
             return 0
         raise CliError("the benchmark suite is not installed with this copy of overlapio: in a source checkout, "
                        "pip install -e '.[bench]' (or run 'python -m bench' there); 'overlapio bench --help' says more")
@@ -312,7 +353,7 @@ def cmd_bench(argv: Sequence[str]) -> int:
 
 
 def _info(args: argparse.Namespace, text: str) -> None:
-    print(text, file=sys.stderr if args.quiet else sys.stdout, flush=True)
+    _print(text, STDERR if args.quiet else STDOUT)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -320,29 +361,63 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _error_line(text: str) -> None:
+    try:
+        print(f"{PROG}: {text}", file=sys.stderr, flush=True)
+    except (OSError, AttributeError):  # stderr is gone too: the exit code has to say it
+        pass
+
+
+def _silence(stream: str) -> None:
+    """Point a failed stdout/stderr at the null device: what is still buffered for
+    it would fail again when Python flushes it at exit, with an 'Exception ignored'
+    message."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, getattr(sys, stream).fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no descriptor behind it (a test's capture)
+        pass
+
+
+def _run(argv: list[str]) -> int:
+    if argv and argv[0] == "bench":
+        return cmd_bench(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return COMMANDS[args.command](args)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``overlapio`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and argv[0] == "bench":
-            return cmd_bench(argv[1:])
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help()
-            return 2
-        return COMMANDS[args.command](args)
+        try:
+            return _run(argv)
+        finally:
+            STDOUT.flush()  # output still buffered (argparse's help) fails here, not at exit
     except CliError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        _error_line(f"error: {exc}")
         return exc.code
     except KeyboardInterrupt:
         # The with-blocks above have closed the proactor and every socket.
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        _error_line("interrupted")
         return 130
-    except BrokenPipeError:
-        # stdout went away (`overlapio server | head`): stop quietly, as a filter does.
-        sys.stderr.close()
-        return 141
+    except OutputError as exc:
+        _silence(exc.stream)
+        if exc.errno == errno.EPIPE:
+            # The reader went away (`overlapio server | head`): stop quietly, as a filter does.
+            return 141
+        where = "standard output" if exc.stream == "stdout" else "standard error"
+        _error_line(f"error: cannot write to {where}: {str(exc).lower()}")
+        return 1
 
 
 if __name__ == "__main__":

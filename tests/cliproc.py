@@ -13,9 +13,12 @@ _LISTEN_LINE = re.compile(rb"overlapio server on [^:]+:(\d+)")
 
 def run(*args: str, timeout: float = 30, env: Optional[dict] = None, cwd: Optional[str] = None,
         **popen: object) -> subprocess.CompletedProcess:
-    """``overlapio ARGS`` to completion; output as text."""
-    return subprocess.run([sys.executable, "-m", "overlapio", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=cwd, stdin=subprocess.DEVNULL, **popen)
+    """``overlapio ARGS`` to completion; output as text (captured unless ``stdout``
+    or ``stderr`` says where it goes)."""
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    return subprocess.run([sys.executable, "-m", "overlapio", *args], text=True, timeout=timeout, env=env, cwd=cwd,
+                          stdin=subprocess.DEVNULL, **popen)
 
 
 class Server:

@@ -286,3 +286,12 @@ def test_backend_help_states_the_real_default_rule(cmd):
     r = run(cmd, "--help")
     text = " ".join(r.stdout.split())
     assert "$OVERLAPIO_BACKEND if set, else the platform's" in text
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["demo", "--interval", "0"], ["backends"], ["server", "--port", "0"]])
+def test_output_to_a_full_device_is_one_line_error(args):
+    with open("/dev/full", "w") as full:
+        r = run(*args, stdout=full)
+    assert r.returncode == 1
+    assert r.stderr == "overlapio: error: cannot write to standard output: no space left on device\n"
