@@ -37,23 +37,6 @@ if not _os.path.isdir(_os.path.join(_here, "core")) and _os.path.isfile(_os.path
     # After the other finders: an editable install maps these names itself.
     _sys.meta_path.append(_CheckoutSubpackages)  # type: ignore[arg-type]
 
-from .core import (
-    ENTRY_POINT_GROUP,
-    Backend,
-    BackendUnavailable,
-    Op,
-    OpKind,
-    OperationCancelled,
-    OverlapioError,
-    Proactor,
-    ProactorClosedError,
-    UnknownBackendError,
-    available_backends,
-    backend_names,
-    default_backend,
-    load_backend,
-)
-
 __version__ = "0.1.0"
 
 __all__ = [
@@ -61,3 +44,46 @@ __all__ = [
     "ProactorClosedError", "UnknownBackendError", "ENTRY_POINT_GROUP", "available_backends", "backend_names",
     "default_backend", "load_backend", "__version__",
 ]
+
+# The names above come from .core on first use, not at `import overlapio`: the
+# command line then imports the core inside its Ctrl-C handling (an interrupt while
+# starting up ends quietly), and `import overlapio` stays cheap.
+_FROM_CORE = frozenset(__all__) - {"__version__"}
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing while starting up
+if TYPE_CHECKING:
+    from .core import (
+        ENTRY_POINT_GROUP,
+        Backend,
+        BackendUnavailable,
+        Op,
+        OpKind,
+        OperationCancelled,
+        OverlapioError,
+        Proactor,
+        ProactorClosedError,
+        UnknownBackendError,
+        available_backends,
+        backend_names,
+        default_backend,
+        load_backend,
+    )
+del TYPE_CHECKING
+
+
+def __getattr__(name: str) -> object:
+    if name in _FROM_CORE:
+        from . import core
+
+        value = getattr(core, name)
+        globals()[name] = value
+        return value
+    if name in ("core", "backends"):  # subpackages, as attributes before anything imported them
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _FROM_CORE)

@@ -295,3 +295,42 @@ def test_output_to_a_full_device_is_one_line_error(args):
         r = run(*args, stdout=full)
     assert r.returncode == 1
     assert r.stderr == "overlapio: error: cannot write to standard output: no space left on device\n"
+
+
+_INTERRUPT_WHILE_IMPORTING = """
+import sys
+from importlib.metadata import entry_points
+
+(script,) = entry_points(group="console_scripts", name="overlapio")
+
+
+class CtrlC:
+    # Ctrl-C pressed while the module named on the command line is being imported.
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == module:
+            sys.meta_path.remove(CtrlC)
+            raise KeyboardInterrupt
+        return None
+
+
+sys.meta_path.insert(0, CtrlC)
+module, how, sys.argv[1:] = sys.argv[1], sys.argv[2], sys.argv[3:]
+if how == "python -m":
+    import runpy
+
+    runpy.run_module("overlapio", run_name="__main__", alter_sys=True)
+else:  # what the installed console script does
+    sys.exit(script.load()())
+"""
+
+
+@pytest.mark.parametrize("how", ["python -m", "console script"])
+@pytest.mark.parametrize("module", ["overlapio.core", "overlapio.core.proactor", "overlapio.cli", "overlapio.demos",
+                                    "argparse", "heapq"])
+def test_ctrl_c_while_starting_up_is_not_a_traceback(module, how):
+    r = subprocess.run([sys.executable, "-c", _INTERRUPT_WHILE_IMPORTING, module, how, "backends"],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 130, r.stderr  # (also proves the interrupt came: "backends" exits 0)
+    assert r.stderr == "overlapio: interrupted\n"
+    assert r.stdout == ""

@@ -34,7 +34,7 @@ def test_wheel_installs_only_the_overlapio_package(wheel):
         assert needed in names
     entry_points = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "overlapio = overlapio.cli:main" in entry_points
+    assert "overlapio = overlapio.__main__:main" in entry_points
 
 
 @pytest.mark.slow
