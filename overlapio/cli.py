@@ -16,7 +16,7 @@ from typing import Callable, Optional, Sequence
 
 from . import __version__
 from .core import BackendUnavailable, Proactor, UnknownBackendError, available_backends, default_backend
-from .demos import EchoServer, HelloClient
+from .demos import EchoServer, HelloClient, format_address
 
 DEFAULT_PORT = 7777
 PROG = "overlapio"
@@ -213,6 +213,10 @@ def _proactor(backend: Optional[str]) -> Proactor:
         raise CliError(str(exc), 2) from None
 
 
+def _plural(count: int, noun: str, plural: str = "") -> str:
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def _describe(exc: OSError) -> str:
     if isinstance(exc, socket.gaierror):
         return "host not found"
@@ -226,10 +230,10 @@ def cmd_server(args: argparse.Namespace) -> int:
         try:
             listener = px.listen((args.host, args.port), backlog=1024)
         except OSError as exc:
-            raise CliError(f"cannot listen on {args.host}:{args.port}: {_describe(exc)}") from None
+            raise CliError(f"cannot listen on {format_address((args.host, args.port))}: {_describe(exc)}") from None
         out = None if args.quiet else STDOUT
         server = EchoServer(px, listener, size=args.size, echo=args.echo, out=out)
-        where = "%s:%d" % listener.getsockname()[:2]
+        where = format_address(listener.getsockname())
         _info(args, f"overlapio server on {where} ({px.backend_name} backend{', echo' if args.echo else ''}); Ctrl-C to stop")
         if args.max_clients:
             while server.served < args.max_clients or server.clients:
@@ -257,11 +261,11 @@ def cmd_client(args: argparse.Namespace) -> int:
         if failures:
             exc = failures[0]
             what = _describe(exc) if isinstance(exc, OSError) else str(exc)
-            raise CliError(f"{len(failures)} of {len(clients)} client(s) failed; "
-                           f"first: {args.host}:{args.port}: {what}")
-        sent = sum(c.sent for c in clients)
-        echoed = f", {sum(c.echoed for c in clients)} echoes checked" if args.echo else ""
-        _info(args, f"done: {sent} messages sent{echoed}")
+            raise CliError(f"{len(failures)} of {_plural(len(clients), 'client')} failed; "
+                           f"first: {format_address((args.host, args.port))}: {what}")
+        sent = _plural(sum(c.sent for c in clients), "message")
+        echoed = f", {_plural(sum(c.echoed for c in clients), 'echo', 'echoes')} checked" if args.echo else ""
+        _info(args, f"done: {sent} sent{echoed}")
     return 0
 
 
@@ -277,7 +281,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         px.run()
         if client.error is not None:
             raise CliError(f"demo failed: {client.error}")
-        _print(f"demo ok: {client.echoed} of {client.sent} messages came back intact")
+        _print(f"demo ok: {client.echoed} of {_plural(client.sent, 'message')} came back intact")
     return 0
 
 

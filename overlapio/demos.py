@@ -25,6 +25,12 @@ def _say(out: Optional[TextIO], prefix: str, text: str) -> None:
         print(prefix + text, file=out, flush=True)
 
 
+def format_address(address: tuple) -> str:
+    """``host:port``, with an IPv6 host in brackets: ``[::1]:7777``."""
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def hello_message(size: int) -> bytes:
     """``size`` bytes: "Hello World" padded with NULs (or cut), as the example sends."""
     return HELLO[:size].ljust(size, b"\0")
@@ -149,6 +155,7 @@ class HelloClient:
                  echo: bool = False, out: Optional[TextIO] = sys.stdout, prefix: str = "",
                  done: Optional[Callable[["HelloClient"], None]] = None) -> None:
         self.px = px
+        self.address = address
         self.message = hello_message(size)
         self.interval = interval
         self.count = count
@@ -174,6 +181,11 @@ class HelloClient:
         except OSError as exc:
             self._finish(exc)
             return
+        try:
+            peer = self.sock.getpeername()
+        except OSError:  # already reset by the peer: the first send will say so
+            peer = self.address
+        self._say(f"connected to {format_address(peer)}")
         self._send()
 
     def _send(self) -> None:

@@ -126,6 +126,7 @@ def test_ctrl_c_stops_client_promptly():
     with Server() as srv:
         proc = subprocess.Popen([sys.executable, "-m", "overlapio", "client", "--port", str(srv.port)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == f"connected to 127.0.0.1:{srv.port}"
         assert proc.stdout.readline().strip() == "Send Data ! Len = 100"  # now sleeping until the next send
         start = time.monotonic()
         proc.send_signal(2)
@@ -334,3 +335,58 @@ def test_ctrl_c_while_starting_up_is_not_a_traceback(module, how):
     assert r.returncode == 130, r.stderr  # (also proves the interrupt came: "backends" exits 0)
     assert r.stderr == "overlapio: interrupted\n"
     assert r.stdout == ""
+
+
+def test_client_says_where_it_connected():
+    with Server() as srv:
+        r = run("client", "--port", str(srv.port), "--count", "1", "--interval", "0")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines()[0] == f"connected to 127.0.0.1:{srv.port}"
+        r = run("client", "--port", str(srv.port), "--count", "1", "--interval", "0", "--clients", "2")
+        assert sorted(line for line in r.stdout.splitlines() if "connected" in line) == [
+            f"[0] connected to 127.0.0.1:{srv.port}", f"[1] connected to 127.0.0.1:{srv.port}"]
+
+
+def test_counts_are_in_good_english():
+    r = run("demo", "--count", "1", "--interval", "0")
+    assert "demo ok: 1 of 1 message came back intact" in r.stdout
+    with Server("--echo") as srv:
+        r = run("client", "--port", str(srv.port), "--count", "1", "--echo", "--interval", "0")
+        assert "done: 1 message sent, 1 echo checked" in r.stdout
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    r = run("client", "--port", str(port), "--count", "1")
+    assert f"1 of 1 client failed; first: 127.0.0.1:{port}: connection refused" in r.stderr
+    r = run("client", "--port", str(port), "--count", "1", "--clients", "2")
+    assert f"2 of 2 clients failed; first: 127.0.0.1:{port}: connection refused" in r.stderr
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+def test_ipv6_addresses_are_shown_in_brackets():
+    with Server("--host", "::1") as srv:
+        assert srv.listen_line.startswith(f"overlapio server on [::1]:{srv.port} ")
+        r = run("client", "--host", "::1", "--port", str(srv.port), "--count", "1", "--interval", "0")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines()[0] == f"connected to [::1]:{srv.port}"
+    blocker = socket.socket(socket.AF_INET6)
+    blocker.bind(("::1", 0))
+    blocker.listen()
+    port = blocker.getsockname()[1]
+    try:
+        r = run("server", "--host", "::1", "--port", str(port))
+        assert r.stderr.strip() == f"overlapio: error: cannot listen on [::1]:{port}: address already in use"
+    finally:
+        blocker.close()
+    r = run("client", "--host", "::1", "--port", str(port), "--count", "1")  # nothing listens now
+    assert f"first: [::1]:{port}: connection refused" in r.stderr
