@@ -16,7 +16,7 @@ from typing import Callable, Optional, Sequence
 
 from . import __version__
 from .core import BackendUnavailable, Proactor, UnknownBackendError, available_backends, default_backend
-from .demos import EchoServer, HelloClient, format_address
+from .demos import ECHO_TIMEOUT, EchoServer, HelloClient, format_address
 
 DEFAULT_PORT = 7777
 PROG = "overlapio"
@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=_seconds, default=1.0, help="seconds between messages (default 1)")
     p.add_argument("--count", type=_count, default=0, help="messages per client, then exit (default 0: until Ctrl-C)")
     p.add_argument("--clients", type=_positive_int, default=1, help="number of concurrent clients (default 1)")
+    p.add_argument("--echo-timeout", type=_seconds, default=ECHO_TIMEOUT, metavar="SECONDS",
+                   help=f"with --echo, fail after this long without a byte of an echo (default {ECHO_TIMEOUT:g}; "
+                        "0 waits forever)")
 
     p = sub.add_parser("demo", help="run a server and a client on loopback for a few messages",
                        description="Starts an echo server on a free loopback port and a client that sends a few "
@@ -254,7 +257,8 @@ def cmd_client(args: argparse.Namespace) -> int:
 
         clients = [
             HelloClient(px, (args.host, args.port), size=args.size, interval=args.interval, count=args.count,
-                        echo=args.echo, out=out, prefix=f"[{i}] " if args.clients > 1 else "", done=done)
+                        echo=args.echo, echo_timeout=args.echo_timeout, out=out,
+                        prefix=f"[{i}] " if args.clients > 1 else "", done=done)
             for i in range(args.clients)
         ]
         px.run()

@@ -390,3 +390,47 @@ def test_ipv6_addresses_are_shown_in_brackets():
         blocker.close()
     r = run("client", "--host", "::1", "--port", str(port), "--count", "1")  # nothing listens now
     assert f"first: [::1]:{port}: connection refused" in r.stderr
+
+
+def test_echo_client_against_a_server_that_does_not_echo_times_out_with_a_hint():
+    with Server() as srv:  # no --echo
+        start = time.monotonic()
+        r = run("client", "--port", str(srv.port), "--count", "3", "--echo", "--echo-timeout", "0.5")
+        assert time.monotonic() - start < 10
+        assert r.returncode == 1
+        assert r.stderr == (f"overlapio: error: 1 of 1 client failed; first: 127.0.0.1:{srv.port}: "
+                            "no echo for 0.5 s: is the server running with --echo?\n")
+        # By default too: it does not wait forever.
+        r = run("client", "--port", str(srv.port), "--count", "1", "--echo", timeout=20)
+        assert r.returncode == 1
+        assert "no echo for 5 s: is the server running with --echo?" in r.stderr
+
+
+def test_echo_timeout_is_per_silence_not_per_message():
+    # An echo that trickles back, a piece every 0.1 s over a second, never trips a
+    # 0.4 s timeout: it measures silence, not the whole message.
+    import threading
+
+    lsock = socket.create_server(("127.0.0.1", 0))
+    port = lsock.getsockname()[1]
+
+    def trickle():
+        conn, _ = lsock.accept()
+        with conn:
+            data = b""
+            while len(data) < 100:
+                data += conn.recv(100)
+            for i in range(0, 100, 10):
+                time.sleep(0.1)
+                conn.sendall(data[i:i + 10])
+            conn.recv(1)  # until the client closes
+
+    server = threading.Thread(target=trickle, daemon=True)
+    server.start()
+    try:
+        r = run("client", "--port", str(port), "--count", "1", "--echo", "--echo-timeout", "0.4")
+    finally:
+        server.join(10)
+        lsock.close()
+    assert r.returncode == 0, r.stderr
+    assert "1 echo checked" in r.stdout
