@@ -156,7 +156,9 @@ def _common(p: argparse.ArgumentParser, *, listening: bool) -> None:
     p.add_argument("--size", type=_size, default=100, help="message size in bytes (default 100)")
     p.add_argument("--echo", action="store_true", help="the server sends every byte back; the client checks each echo")
     _backend_option(p)
-    p.add_argument("--quiet", "-q", action="store_true", help="print only errors and the final summary")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="print only " + ("the listening address, " if listening else "") + "errors and the final "
+                        "summary (on stderr)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -237,12 +239,17 @@ def cmd_server(args: argparse.Namespace) -> int:
         out = None if args.quiet else STDOUT
         server = EchoServer(px, listener, size=args.size, echo=args.echo, out=out)
         where = format_address(listener.getsockname())
-        _info(args, f"overlapio server on {where} ({px.backend_name} backend{', echo' if args.echo else ''}); Ctrl-C to stop")
-        if args.max_clients:
-            while server.served < args.max_clients or server.clients:
-                px.wait()
-        else:
-            px.run()
+        end = f"exits after {_plural(args.max_clients, 'client')}" if args.max_clients else "Ctrl-C to stop"
+        _info(args, f"overlapio server on {where} ({px.backend_name} backend{', echo' if args.echo else ''}); {end}")
+        try:
+            if args.max_clients:
+                while server.served < args.max_clients or server.clients:
+                    px.wait()
+            else:
+                px.run()
+        finally:  # Ctrl-C included: that is how a server without --max-clients ends
+            _info(args, f"done: {_plural(server.served, 'client')} served, "
+                        f"{_plural(server.bytes_received, 'byte')} received")
     return 0
 
 

@@ -51,9 +51,25 @@ def test_echo_client_checks_bytes_with_many_clients():
 
 def test_server_max_clients_exits_by_itself():
     with Server("--max-clients", "2", "--quiet") as srv:
+        # It ends by itself: the start line does not tell to press Ctrl-C.
+        assert "Ctrl-C" not in srv.listen_line and srv.listen_line.endswith("; exits after 2 clients")
         for _ in range(2):
             assert run("client", "--port", str(srv.port), "--count", "1", "-q").returncode == 0
         assert srv.proc.wait(timeout=10) == 0
+        out, err = srv.proc.communicate()
+    # -q: nothing but the final summary (stderr, as every quiet line).
+    assert out == b""
+    assert err.decode() == "done: 2 clients served, 200 bytes received\n"
+
+
+def test_server_prints_a_final_summary_on_ctrl_c_too():
+    with Server() as srv:
+        assert srv.listen_line.endswith("; Ctrl-C to stop")
+        run("client", "--port", str(srv.port), "--count", "1")
+        code, out, err = srv.interrupt()
+    assert code == 130
+    assert out.splitlines()[-1] == "done: 1 client served, 100 bytes received"
+    assert err == "overlapio: interrupted\n"
 
 
 def test_echo_checks_detect_a_wrong_echo():
