@@ -138,10 +138,13 @@ def _listen_host(text: str) -> str:
     return _host(text)
 
 
-def _backend_option(p: argparse.ArgumentParser) -> None:
+def _proactor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default=None, metavar="NAME",
                    help="I/O backend (default: $OVERLAPIO_BACKEND if set, else the platform's: winsock on "
                         "Windows, posix elsewhere; see 'overlapio backends')")
+    p.add_argument("--trace", action="store_true",
+                   help="print a line on stderr for every op event (submitted, completed, surfaced): the "
+                        "completion model at work")
 
 
 def _common(p: argparse.ArgumentParser, *, listening: bool) -> None:
@@ -155,7 +158,7 @@ def _common(p: argparse.ArgumentParser, *, listening: bool) -> None:
         p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
     p.add_argument("--size", type=_size, default=100, help="message size in bytes (default 100)")
     p.add_argument("--echo", action="store_true", help="the server sends every byte back; the client checks each echo")
-    _backend_option(p)
+    _proactor_options(p)
     p.add_argument("--quiet", "-q", action="store_true",
                    help="print only " + ("the listening address, " if listening else "") + "errors and the final "
                         "summary (on stderr)")
@@ -198,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=_positive_int, default=3, help="messages to exchange (default 3)")
     p.add_argument("--interval", type=_seconds, default=0.2, help="seconds between messages (default 0.2)")
     p.add_argument("--size", type=_size, default=100, help="message size in bytes (default 100)")
-    _backend_option(p)
+    _proactor_options(p)
 
     sub.add_parser("backends", help="list the backends and which one is the default",
                    description="Lists every backend overlapio knows (built in or registered by a package in "
@@ -211,9 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- commands -----------------------------------------------------------------
-def _proactor(backend: Optional[str]) -> Proactor:
+def _proactor(args: argparse.Namespace) -> Proactor:
+    trace = (lambda line: print(line, file=sys.stderr)) if args.trace else None
     try:
-        return Proactor(backend)
+        return Proactor(args.backend, trace=trace)
     except (UnknownBackendError, BackendUnavailable) as exc:
         raise CliError(str(exc), 2) from None
 
@@ -231,7 +235,7 @@ def _describe(exc: OSError) -> str:
 
 
 def cmd_server(args: argparse.Namespace) -> int:
-    with _proactor(args.backend) as px:
+    with _proactor(args) as px:
         try:
             listener = px.listen((args.host, args.port), backlog=1024)
         except OSError as exc:
@@ -254,7 +258,7 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 
 def cmd_client(args: argparse.Namespace) -> int:
-    with _proactor(args.backend) as px:
+    with _proactor(args) as px:
         out = None if args.quiet else STDOUT
         failures: list[BaseException] = []
 
@@ -281,7 +285,7 @@ def cmd_client(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    with _proactor(args.backend) as px:
+    with _proactor(args) as px:
         listener = px.listen(("127.0.0.1", 0))
         port = listener.getsockname()[1]
         _print(f"overlapio demo: {px.backend_name} backend, echo server on 127.0.0.1:{port}")

@@ -450,3 +450,29 @@ def test_echo_timeout_is_per_silence_not_per_message():
         lsock.close()
     assert r.returncode == 0, r.stderr
     assert "1 echo checked" in r.stdout
+
+
+def _has_trace() -> bool:
+    import inspect
+
+    from overlapio import Proactor
+
+    return "trace" in inspect.signature(Proactor).parameters
+
+
+@pytest.mark.skipif(not _has_trace(), reason="needs Proactor(trace=)")
+def test_trace_prints_every_op_event_on_stderr():
+    r = run("demo", "--count", "1", "--interval", "0", "--trace")
+    assert r.returncode == 0, r.stderr
+    assert "demo ok: 1 of 1 message came back intact" in r.stdout
+    assert "overlapio[" not in r.stdout  # the trace goes to stderr only
+    events = [line.split()[1] for line in r.stderr.splitlines() if line.startswith("overlapio[")]
+    assert {"submitted", "completed", "surfaced"} <= set(events)
+    assert any(" accept " in line for line in r.stderr.splitlines())
+    with Server("--trace", "--max-clients", "1") as srv:
+        r = run("client", "--port", str(srv.port), "--count", "1", "--trace")
+        assert r.returncode == 0, r.stderr
+        assert any(line.startswith("overlapio[") and " connect " in line for line in r.stderr.splitlines())
+        assert srv.proc.wait(timeout=10) == 0
+        _, err = srv.proc.communicate()
+    assert any(line.startswith(b"overlapio[") and b" accept " in line for line in err.splitlines())
