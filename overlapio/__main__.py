@@ -11,7 +11,10 @@ def main() -> int:
 
         return cli_main()
     except KeyboardInterrupt:
-        print("overlapio: interrupted", file=sys.stderr)
+        try:
+            print("overlapio: interrupted", file=sys.stderr)
+        except OSError:  # stderr is gone: the exit code says it
+            pass
         return 130
 
 
