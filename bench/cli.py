@@ -25,23 +25,23 @@ selection (--only):
   workloads, contestant names narrow the contestants.
 
 examples:
-  python -m bench --quick                          whole suite, under 3 minutes
-  python -m bench --quick --only pingpong          quick pingpong, every contestant
-  python -m bench --only pingpong --only overlapio-posix,asyncio-buffered,c-epoll
-  python -m bench --only 'pingpong,uvloop*,c-*' --sizes 64,1K --conns 1,100
-  python -m bench --only timers,post,opcost        in-process workloads only
-  python -m bench --list                           what would run here, and why not
+  %(prog)s --quick                          whole suite, under 3 minutes
+  %(prog)s --quick --only pingpong          quick pingpong, every contestant
+  %(prog)s --only pingpong --only overlapio-posix,asyncio-buffered,c-epoll
+  %(prog)s --only 'pingpong,uvloop*,c-*' --sizes 64,1K --conns 1,100
+  %(prog)s --only timers,post,opcost        in-process workloads only
+  %(prog)s --list                           what would run here, and why not
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m bench") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m bench",
+        prog=prog,
         description="overlapio benchmark suite: echo servers driven by a C load generator "
                     "(ping-pong, stream, connection churn, idle memory) and in-process "
                     "event-loop costs (timers, cross-thread post, op cost), against asyncio, "
                     "uvloop, trio and a C epoll reference. Method: docs/benchmarks.md.",
-        epilog=EPILOG % {"workloads": ", ".join(ALL_WORKLOADS)},
+        epilog=EPILOG % {"workloads": ", ".join(ALL_WORKLOADS), "prog": prog.ljust(15)},
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
                    help="short run (< 3 min): 1 KiB pingpong at 1/10/100 conns, 3 repeats of "
@@ -110,8 +110,9 @@ def _list(sel) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m bench") -> int:
+    """Run the suite; ``prog`` is the command shown in help and errors."""
+    parser = build_parser(prog)
     a = parser.parse_args(list(argv) if argv is not None else None)
     try:
         s = settings_from_args(a)

@@ -18,11 +18,18 @@ from .core import OperationCancelled, Op, Proactor
 HELLO = b"Hello World"
 CHUNK = 64 * 1024  # the server's per-client receive buffer
 ACCEPT_RETRY_DELAY = 0.1  # seconds, after an accept failed (e.g. out of descriptors)
+ECHO_TIMEOUT = 5.0  # seconds without a byte of an awaited echo before the client gives up
 
 
 def _say(out: Optional[TextIO], prefix: str, text: str) -> None:
     if out is not None:
         print(prefix + text, file=out, flush=True)
+
+
+def format_address(address: tuple) -> str:
+    """``host:port``, with an IPv6 host in brackets: ``[::1]:7777``."""
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def hello_message(size: int) -> bytes:
@@ -140,19 +147,23 @@ class _Connection:
 class HelloClient:
     """Connects, then every ``interval`` seconds sends a ``size``-byte "Hello World"
     message and prints ``Send Data ! Len = <size>``, ``count`` times (0: until
-    stopped). With ``echo``, reads each message back and checks every byte.
+    stopped). With ``echo``, reads each message back and checks every byte, and
+    fails with ``TimeoutError`` after ``echo_timeout`` seconds (0: never) without a
+    byte of it: a server that does not echo never answers.
 
     ``done(client)`` is called once it has finished or failed (``client.error``).
     """
 
     def __init__(self, px: Proactor, address: tuple, *, size: int = 100, interval: float = 1.0, count: int = 0,
-                 echo: bool = False, out: Optional[TextIO] = sys.stdout, prefix: str = "",
-                 done: Optional[Callable[["HelloClient"], None]] = None) -> None:
+                 echo: bool = False, echo_timeout: float = ECHO_TIMEOUT, out: Optional[TextIO] = sys.stdout,
+                 prefix: str = "", done: Optional[Callable[["HelloClient"], None]] = None) -> None:
         self.px = px
+        self.address = address
         self.message = hello_message(size)
         self.interval = interval
         self.count = count
         self.echo = echo
+        self.echo_timeout = echo_timeout or None  # per recv: the silence allowed, not the whole echo's time
         self.out = out
         self.prefix = prefix
         self.done = done
@@ -174,6 +185,11 @@ class HelloClient:
         except OSError as exc:
             self._finish(exc)
             return
+        try:
+            peer = self.sock.getpeername()
+        except OSError:  # already reset by the peer: the first send will say so
+            peer = self.address
+        self._say(f"connected to {format_address(peer)}")
         self._send()
 
     def _send(self) -> None:
@@ -189,13 +205,16 @@ class HelloClient:
         self._say(f"Send Data ! Len = {len(self.message)}")
         if self.echo:
             self.got = 0
-            self.px.recv(self.sock, self.buf, callback=self._on_recv)
+            self.px.recv(self.sock, self.buf, callback=self._on_recv, timeout=self.echo_timeout)
         else:
             self._next()
 
     def _on_recv(self, op: Op) -> None:
         try:
             n = op.result
+        except TimeoutError:
+            self._finish(TimeoutError(f"no echo for {self.echo_timeout:g} s: is the server running with --echo?"))
+            return
         except OSError as exc:
             self._finish(exc)
             return
@@ -204,7 +223,8 @@ class HelloClient:
             return
         self.got += n
         if self.got < len(self.buf):
-            self.px.recv(self.sock, memoryview(self.buf)[self.got:], callback=self._on_recv)
+            self.px.recv(self.sock, memoryview(self.buf)[self.got:], callback=self._on_recv,
+                         timeout=self.echo_timeout)
             return
         if self.buf != self.message:
             self._finish(ValueError("the echo differs from what was sent"))

@@ -5,20 +5,25 @@ import os
 import re
 import subprocess
 import sys
-import time
+import threading
 from typing import Optional
 
-_LISTEN_LINE = re.compile(rb"overlapio server on [^:]+:(\d+)")
+_LISTEN_LINE = re.compile(rb"overlapio server on (?:\[[^]]*\]|[^:\s]+):(\d+)")
 
 
-def run(*args: str, timeout: float = 30, env: Optional[dict] = None) -> subprocess.CompletedProcess:
-    """``overlapio ARGS`` to completion; output as text."""
-    return subprocess.run([sys.executable, "-m", "overlapio", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+def run(*args: str, timeout: float = 30, env: Optional[dict] = None, cwd: Optional[str] = None,
+        **popen: object) -> subprocess.CompletedProcess:
+    """``overlapio ARGS`` to completion; output as text (captured unless ``stdout``
+    or ``stderr`` says where it goes)."""
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    return subprocess.run([sys.executable, "-m", "overlapio", *args], text=True, timeout=timeout, env=env, cwd=cwd,
+                          stdin=subprocess.DEVNULL, **popen)
 
 
 class Server:
-    """``overlapio server --port 0 ARGS`` in the background; ``.port`` once listening."""
+    """``overlapio server --port 0 ARGS`` in the background; ``.port`` once listening
+    (and the line that said so, ``.listen_line``)."""
 
     def __init__(self, *args: str, preexec_fn=None) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "overlapio", "server", "--port", "0", *args],
@@ -29,15 +34,20 @@ class Server:
     def _read_port(self) -> int:
         quiet = "--quiet" in self.proc.args or "-q" in self.proc.args
         stream = self.proc.stderr if quiet else self.proc.stdout
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = stream.readline()
-            if not line:
-                raise RuntimeError(f"server exited: {self.proc.wait()} {self.proc.stderr.read()!r}")
-            m = _LISTEN_LINE.search(line)
-            if m:
-                return int(m.group(1))
-        raise RuntimeError("server did not start")
+        # A server that never prints the line would block readline() for good: kill
+        # it at the deadline, which ends the read.
+        watchdog = threading.Timer(20, self.proc.kill)
+        watchdog.start()
+        try:
+            for line in iter(stream.readline, b""):
+                m = _LISTEN_LINE.search(line)
+                if m:
+                    self.listen_line = line.decode().rstrip("\n")
+                    return int(m.group(1))
+        finally:
+            watchdog.cancel()
+        raise RuntimeError(f"server exited without its listening line: {self.proc.wait()} "
+                           f"{self.proc.stderr.read()!r}")
 
     def rss_kib(self) -> int:
         with open(f"/proc/{self.proc.pid}/status") as f:

@@ -34,7 +34,7 @@ def test_wheel_installs_only_the_overlapio_package(wheel):
         assert needed in names
     entry_points = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "overlapio = overlapio.cli:main" in entry_points
+    assert "overlapio = overlapio.__main__:main" in entry_points
 
 
 @pytest.mark.slow
@@ -81,3 +81,70 @@ def test_installed_wheel_runs_an_example(wheel, tmp_path):
         server.server_close()
     assert r.returncode == 0, r.stderr
     assert r.stdout == "served\n" and r.stderr == "HTTP/1.0 200 OK\n"
+
+
+# help(overlapio) lists the package's own modules: neither the checkout's setup.py,
+# build_ffi.py, bench/ nor tests/ (they are not part of the package).
+_HELP = ("import overlapio, pydoc, sys; "
+         "print(overlapio.__path__); print(overlapio.Proactor('posix').backend_name); "
+         "print(pydoc.render_doc(overlapio, renderer=pydoc.plaintext))")
+
+
+def _package_contents(doc: str) -> set[str]:
+    lines = doc.split("PACKAGE CONTENTS", 1)[1].splitlines()[1:]
+    names = set()
+    for line in lines:
+        if not line.strip():
+            break
+        names.add(line.split()[0])
+    return names
+
+
+@pytest.mark.parametrize("layout", ["installed", "checkout in place"])
+def test_help_lists_only_the_package_modules(layout, tmp_path):
+    env = dict(os.environ)
+    flags = []
+    if layout == "checkout in place":
+        # No site-packages: overlapio comes from the source tree alone.
+        flags, env["PYTHONPATH"] = ["-S"], str(ROOT)
+    r = subprocess.run([sys.executable, *flags, "-c", _HELP], capture_output=True, text=True, timeout=60,
+                       env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    path_line, backend, doc = r.stdout.split("\n", 2)
+    assert backend == "posix"
+    assert str(ROOT) + "'" not in path_line, path_line  # the checkout root is not on the package path
+    contents = _package_contents(doc)
+    own = {f.stem for f in (ROOT / "overlapio").glob("*.py") if f.stem != "__init__"}
+    assert contents and contents <= own | {"core (package)", "backends (package)"}, contents
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX paths")
+def test_installed_wheel_bench_help_works_and_running_says_how(wheel, tmp_path):
+    # The wheel does not carry the benchmark suite: --help still explains the command,
+    # running it says where the suite is, and a `bench` package in the current
+    # directory is not taken for it.
+    target = tmp_path / "site"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                        str(wheel)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    decoy = tmp_path / "bench"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("print('DECOY BENCH IMPORTED')\n")
+    (decoy / "cli.py").write_text("def main(argv=None, **kw):\n    print('DECOY BENCH RAN')\n    return 0\n")
+    env = dict(os.environ, PYTHONPATH=str(target))
+
+    def overlapio(*args):
+        return subprocess.run([sys.executable, "-S", "-c", "import sys; from overlapio.cli import main; "
+                               "sys.exit(main(sys.argv[1:]))", *args],
+                              capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+
+    r = overlapio("bench", "--help")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage: overlapio bench")
+    assert "pip install -e '.[bench]'" in r.stdout
+    r = overlapio("bench", "--list")
+    assert r.returncode == 1
+    assert "DECOY" not in r.stdout + r.stderr
+    assert r.stderr.startswith("overlapio: error: the benchmark suite is not installed")
+    assert len(r.stderr.splitlines()) == 1
