@@ -130,9 +130,17 @@ def test_reading_resumes_after_a_reply_the_socket_took_only_in_part(monkeypatch)
     monkeypatch.setattr(demos._Connection, "_on_sent", lambda self, op: (resumed.append(op), on_sent(self, op)))
     data = random.Random(3).randbytes(8 * MIB)
     got = bytearray()
+    partial = threading.Event()
     with overlapio.Proactor() as px:
         listener = px.listen(("127.0.0.1", 0))
         demos.EchoServer(px, listener, echo=True, out=None)
+        send = px.send  # the server sends with an op only what try_send could not
+
+        def noting_send(*args, **kwargs):
+            partial.set()
+            return send(*args, **kwargs)
+
+        px.send = noting_send
 
         def client() -> None:
             try:
@@ -140,22 +148,12 @@ def test_reading_resumes_after_a_reply_the_socket_took_only_in_part(monkeypatch)
                     c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
                     c.settimeout(30)
                     c.connect(listener.getsockname())
-                    sent = [0]
-
-                    def write() -> None:
-                        view = memoryview(data)
-                        while sent[0] < len(view):
-                            sent[0] += c.send(view[sent[0]:sent[0] + 65536])
-
-                    writer = threading.Thread(target=write, daemon=True)
+                    writer = threading.Thread(target=c.sendall, args=(data,), daemon=True)
                     writer.start()
-                    # Read nothing until the writer stalls: the server stopped reading,
-                    # which it does only while a reply waits in a send op. (A fixed pause
-                    # was not enough on a loaded machine.)
-                    seen, deadline = -1, time.monotonic() + 20
-                    while sent[0] != seen and sent[0] < len(data) and time.monotonic() < deadline:
-                        seen = sent[0]
-                        time.sleep(0.3)
+                    # Read nothing until the server had to queue a reply as a send op:
+                    # only then is the path under test taken (a pause, fixed or until
+                    # the writer stalls, was not enough on a loaded machine).
+                    partial.wait(20)
                     while len(got) < len(data):
                         chunk = c.recv(MIB)
                         if not chunk:
