@@ -483,9 +483,11 @@ def check_timeout_is_per_submission(backend) -> None:
             if len(got) == 1:
                 px.resubmit(op)
 
+        # (the data is there before the recv, and the timer is long enough for the first
+        # submission to finish first even on a loaded machine)
+        a.sendall(b"two")
         op = px.recv(b, buf, on_recv2)
-        px.sleep(0.05, callback=lambda t: None if t.cancelled else px.cancel(op))
-        px.send(a, b"two")
+        px.sleep(0.5, callback=lambda t: None if t.cancelled else px.cancel(op))
         drv.wait_until(lambda: len(got) == 2, what="both completions of the hand-timed recv")
         assert got[0] == b"two" and isinstance(got[1], OperationCancelled), (
             f"expected the trap (the stale timer cancels the next submission), got {got}")
@@ -499,10 +501,10 @@ def check_timeout_is_per_submission(backend) -> None:
                 px.resubmit(op, timeout=30)
 
         t0 = time.monotonic()
-        op = px.recv(b, buf, on_recv3, timeout=0.05)
-        px.send(a, b"three")
+        a.sendall(b"three")
+        op = px.recv(b, buf, on_recv3, timeout=0.5)
         drv.wait_until(lambda: len(got) == 1, what="the first completion")
-        drv.wait_until(lambda: time.monotonic() - t0 > 0.3, what="time past the first timeout")
+        drv.wait_until(lambda: time.monotonic() - t0 > 0.8, what="time past the first timeout")
         assert got == [b"three"], f"a timeout armed for an earlier submission acted on the resubmitted op: {got}"
         px.send(a, b"four")
         drv.wait_until(lambda: len(got) == 2, what="the resubmitted recv's data")

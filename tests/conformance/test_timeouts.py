@@ -25,12 +25,14 @@ def test_op_that_finishes_first_keeps_its_result(px):
     a, b = pair(px, drv=drv)
     listener = px.listen(LOOPBACK)
     a.sendall(b"data")
-    r = px.recv(b, bytearray(4), drv.cb, timeout=0.05)
-    acc = px.accept(listener, drv.cb, timeout=0.05)
-    con = px.connect(listener.getsockname(), drv.cb, timeout=0.05)
-    s = px.send(a, b"more", drv.cb, timeout=0.05)
+    t0 = time.monotonic()
+    r = px.recv(b, bytearray(4), drv.cb, timeout=0.5)  # (0.5 s: ample for loopback on a loaded machine)
+    acc = px.accept(listener, drv.cb, timeout=0.5)
+    con = px.connect(listener.getsockname(), drv.cb, timeout=0.5)
+    s = px.send(a, b"more", drv.cb, timeout=0.5)
     drv.wait_for(r, acc, con, s)
-    drv.pump(0.1)  # past every deadline: nothing surfaces again, no result changes
+    drv.wait_until(lambda: time.monotonic() - t0 > 0.6, what="time past every deadline")
+    # nothing surfaced again, no result changed
     drv.assert_once([r, acc, con, s])
     assert (r.result, s.result) == (4, 4) and acc.exception is None and con.exception is None
     assert px.pending == 0
