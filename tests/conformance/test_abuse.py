@@ -242,3 +242,73 @@ def test_proactor_create_close_churn_leaves_nothing(backend):
             assert op.done
 
     _assert_churn_leaves_nothing(cycle, 50, 1000, "1,000 Proactors")
+
+
+@pytest.mark.slow
+def test_many_idle_connections_cost_no_cpu(px):
+    """1,000 idle connections, each with a recv pending: a wait of 0.5 s uses next
+    to no CPU (a loop that scanned them, or spun, would show)."""
+    import time
+
+    socks = [s for p in pairs(px, 500) for s in p]
+    for s in socks:
+        px.recv(s, bytearray(1))
+    px.wait(0.05)
+    c0, t0 = time.process_time(), time.monotonic()
+    px.wait(0.5)
+    cpu, wall = time.process_time() - c0, time.monotonic() - t0
+    assert wall >= 0.5
+    assert cpu < 0.05, f"wait(0.5) with 1,000 idle recvs pending used {cpu:.3f} s of CPU"
+    for s in socks:
+        px.close(s)
+
+
+@pytest.mark.slow
+def test_slow_clients_do_not_hold_up_a_fast_one(px):
+    """50 clients trickle a byte at a time into the echo server while one client
+    echoes 1 MiB: the fast stream completes intact while every slow one is still
+    connected, and each slow client gets its bytes back."""
+    listener = px.listen(LOOPBACK, backlog=64)
+    _echo_server(px, listener, [])
+    addr = listener.getsockname()
+    drv = Driver(px)
+    cons = [px.connect(addr) for _ in range(51)]
+    drv.wait_for(*cons)
+    fast, slow = cons[0].result, [op.result for op in cons[1:]]
+    echoed = {s: bytearray() for s in slow}
+
+    def trickle_recv(s):
+        def on_recv(op):
+            if op.exception is None and op.result:
+                echoed[s] += op.buf[:op.result]
+                px.recv(s, bytearray(16), callback=on_recv)
+        px.recv(s, bytearray(16), callback=on_recv)
+
+    for s in slow:
+        trickle_recv(s)
+    data = payload(1 << 20, seed=8)
+    got = bytearray()
+    done = {"fast": False}
+
+    def on_fast(op):
+        assert op.exception is None and op.result > 0, op
+        got.extend(op.buf[:op.result])
+        if len(got) < len(data):
+            px.recv(fast, op.buf, callback=on_fast)
+        else:
+            done["fast"] = True
+
+    px.send(fast, data)
+    px.recv(fast, bytearray(65536), callback=on_fast)
+    rounds = 0
+    while not done["fast"] and rounds < 400:  # a byte from every slow client, each round
+        for s in slow:
+            px.try_send(s, b"s")
+        drv.pump(0.01)
+        rounds += 1
+    assert done["fast"], "the fast client's echo did not finish beside the slow ones"
+    assert bytes(got) == data
+    drv.wait_until(lambda: all(len(echoed[s]) == rounds for s in slow),
+                   what="every slow client's bytes to come back")
+    for s in [fast, *slow, listener]:
+        px.close(s)
