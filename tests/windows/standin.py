@@ -47,6 +47,22 @@ Pinned behaviours (WINSOCK_FACTS.md):
 * ConnectEx on an unbound socket: 10022; to a closed port: pending, then 10061.
 * Peer reset: 10054; peer FIN: a pending recv completes with 0 bytes.
 
+Hardened so that the backend's memory mistakes show:
+
+* Every call validates its SOCKET (a closed one: 10038 WSAENOTSOCK, also from
+  WSAGetOverlappedResult, whatever state the op is in); socket numbers (Linux
+  descriptors) and event handle values are handed out again at once, as Windows
+  reuses handle values.
+* CancelIoEx and closesocket never complete an op themselves: the op leaves its
+  queue and completes on the kernel thread after ``completion_delay(op)``
+  seconds (random, a few ms; tests script it), as CancelIoEx does not wait.
+* It keeps no reference to an OVERLAPPED or a buffer. The backend's ffi is a
+  :class:`TrackingFFI`: every ``new``/``from_buffer`` is recorded by address with
+  a *weak* reference, and each kernel access takes a strong one for its duration
+  or, if the memory was freed, records a use-after-free violation instead of
+  writing. ``dispose()`` first runs the cancels and aborts still on their way.
+  ``StandInWinsockBackend.close()`` raises if any violation was recorded.
+
 Counters (for proving "no polling"): ``wait_calls``, ``wait_timeouts`` (a wait
 with a non-zero timeout that ran out), ``zero_timeout_calls`` (sweeps),
 ``max_events`` (most handles in one call), ``finite_waits_while_pending``
@@ -57,8 +73,12 @@ callback, ...); tests assert it stays empty.
 """
 from __future__ import annotations
 
+import bisect
 import errno
+import heapq
+import itertools
 import os
+import random
 import select
 import selectors
 import signal
@@ -66,6 +86,7 @@ import socket
 import stat
 import threading
 import traceback
+import weakref
 from collections import deque
 from time import monotonic
 from typing import Any, Optional
@@ -109,6 +130,86 @@ def wsa_code(eno: int) -> int:
     return _ERRNO_TO_WSA.get(eno, 10000 + eno)
 
 
+class _Alloc:
+    """One allocation the backend made through its ffi: an address range and a
+    weak reference to the cdata that owns it (alive <=> the memory is)."""
+
+    __slots__ = ("start", "end", "ref", "what")
+
+    def __init__(self, start: int, end: int, ref: Any, what: str) -> None:
+        self.start = start
+        self.end = end
+        self.ref = ref
+        self.what = what
+
+
+class _Memory:
+    """Every allocation the backend made, by address, held weakly: the stand-in
+    keeps nothing alive, so memory the backend frees really is freed, and the
+    kernel can tell that before it writes (a use-after-free detector)."""
+
+    def __init__(self, ffi: Any) -> None:
+        self._ffi = ffi
+        self._lock = threading.Lock()
+        self._starts: list[int] = []  # sorted; parallel to _recs
+        self._recs: list[_Alloc] = []
+        self._dead = 0  # freed records not yet dropped from the lists
+
+    def add(self, owner: Any, what: str) -> None:
+        ffi = self._ffi
+        t = ffi.typeof(owner)
+        size = ffi.sizeof(t.item) if t.kind == "pointer" else ffi.sizeof(owner)
+        start = int(ffi.cast("uintptr_t", owner))
+        rec = _Alloc(start, start + size, weakref.ref(owner, self._on_free), what)
+        with self._lock:
+            i = bisect.bisect_right(self._starts, start)
+            self._starts.insert(i, start)
+            self._recs.insert(i, rec)
+
+    def _on_free(self, _ref: Any) -> None:
+        self._dead += 1  # (may run in any thread, at any allocation: no lock here)
+
+    def find(self, addr: int) -> Optional[_Alloc]:
+        """The live allocation holding ``addr``, or None."""
+        with self._lock:
+            if self._dead > 1000 and 2 * self._dead > len(self._recs):
+                live = [r for r in self._recs if r.ref() is not None]
+                self._recs = live
+                self._starts = [r.start for r in live]
+                self._dead = 0
+            i = bisect.bisect_right(self._starts, addr) - 1
+            while i >= 0:
+                rec = self._recs[i]
+                if rec.end > addr and rec.ref() is not None:
+                    return rec
+                i -= 1
+        return None
+
+
+class TrackingFFI:
+    """The ffi the backend is given: the real one, but every ``new`` and
+    ``from_buffer`` is recorded (weakly) in a :class:`_Memory`."""
+
+    def __init__(self, ffi: Any, memory: _Memory) -> None:
+        self._ffi = ffi
+        self._memory = memory
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._ffi, name)
+        setattr(self, name, value)  # cache: cast, NULL, sizeof ... cost nothing more
+        return value
+
+    def new(self, cdecl: Any, init: Any = None) -> Any:
+        p = self._ffi.new(cdecl, init)
+        self._memory.add(p, str(cdecl))
+        return p
+
+    def from_buffer(self, *args: Any, **kwargs: Any) -> Any:
+        p = self._ffi.from_buffer(*args, **kwargs)
+        self._memory.add(p, "from_buffer")
+        return p
+
+
 class _Ev:
     __slots__ = ("signalled", "waiters", "busy")
 
@@ -119,18 +220,19 @@ class _Ev:
 
 
 class _KOp:
-    """A kernel-side overlapped op."""
+    """A kernel-side overlapped op. It holds the OVERLAPPED and the buffers by
+    address and by their :class:`_Alloc` (weakly), never the memory itself."""
 
-    __slots__ = ("kind", "ks", "ov", "ovkey", "ev", "buf", "length", "offset", "done", "err", "n",
-                 "accept_fd", "accept_ident", "lens")
+    __slots__ = ("kind", "ks", "ovkey", "ovmem", "ev", "bufs", "length", "offset", "done", "err", "n",
+                 "accept_fd", "accept_ident", "lens", "cancelling")
 
-    def __init__(self, kind: str, ks: "_KSock", ov: Any, ovkey: int, ev: _Ev) -> None:
+    def __init__(self, kind: str, ks: "_KSock", ovkey: int, ovmem: Optional[_Alloc], ev: _Ev) -> None:
         self.kind = kind
         self.ks = ks
-        self.ov = ov
         self.ovkey = ovkey
+        self.ovmem = ovmem
         self.ev = ev
-        self.buf: Any = None
+        self.bufs: list = []  # [(address, length, _Alloc or None)]
         self.length = 0
         self.offset = 0
         self.done = False
@@ -139,6 +241,7 @@ class _KOp:
         self.accept_fd = -1
         self.accept_ident: Any = None
         self.lens: Any = None
+        self.cancelling = False  # a cancel or close-abort is on its way (kernel thread)
 
 
 class _KSock:
@@ -171,12 +274,15 @@ class StandIn:
     """The Win32 API namespace the backend gets from ``_load_api()`` (see module doc)."""
 
     def __init__(self, *, wine_close: bool = False) -> None:
-        self.ffi = ffi = shared_ffi()
+        real = shared_ffi()
+        self.memory = _Memory(real)
+        self.ffi = ffi = TrackingFFI(real, self.memory)  # what the backend allocates with
         self.wine_close = wine_close
         self._lock = threading.RLock()
         self._tls = threading.local()
         self._events: dict[int, _Ev] = {}
         self._next_handle = 0x1000
+        self._free_handles: list[int] = []  # closed event handles, handed out again at once
         self._ops: dict[int, _KOp] = {}  # OVERLAPPED address -> its latest op
         self._pending: dict[int, _KOp] = {}
         self._socks: dict[int, _KSock] = {}
@@ -184,6 +290,10 @@ class StandIn:
         self._thread: Optional[threading.Thread] = None
         self._wake_r = self._wake_w = -1
         self._stopping = False
+        self._timers: list = []  # (due, seq, fn): cancels and close-aborts the kernel thread runs
+        self._seq = itertools.count()
+        #: seconds before a cancel/close-abort completes (k -> delay); tests script orders
+        self.completion_delay = lambda k: random.uniform(0.0, 0.003)
         self.fail_next_accepts: list[int] = []  # scripted AcceptEx failures (each needs a client)
         self.short_send_limit: Optional[int] = None  # scripted short send counts
         # counters
@@ -203,6 +313,7 @@ class StandIn:
         self.accept_ctx_updates = 0
         self.connect_ctx_updates = 0
         self.violations: list[str] = []
+        self.freed_writes = 0  # kernel accesses to memory the backend had freed
         self.leaks: list[str] = []
         self._cb_accept = ffi.callback("LPFN_ACCEPTEX", self._accept_ex, onerror=self._cb_error)
         self._cb_connect = ffi.callback("LPFN_CONNECTEX", self._connect_ex, onerror=self._cb_error)
@@ -268,11 +379,7 @@ class StandIn:
 
     def _abort_closed(self, ks: _KSock) -> None:
         for k in ks.ops():
-            self._complete(k, 10038 if self.wine_close else 995, k.offset, closed=True)
-        ks.recvs.clear()
-        ks.sends.clear()
-        ks.accepts.clear()
-        ks.connect = None
+            self._abort(k, 10038 if self.wine_close else 995, closed=True)
         if self._socks.get(ks.fd) is ks:
             del self._socks[ks.fd]
         if ks.mask and self._sel is not None:
@@ -298,12 +405,38 @@ class StandIn:
             self._violation(f"{kind}: hEvent is not a live event")
             self._set_err(6)
             return None
+        ovmem = self._tracked(ovkey, "OVERLAPPED", kind)
         ev.signalled = False  # issuing an op resets its event
         ov.Internal = STATUS_PENDING
         ov.InternalHigh = 0
-        k = _KOp(kind, ks, ov, ovkey, ev)
+        k = _KOp(kind, ks, ovkey, ovmem, ev)
         self._ops[ovkey] = k
         return k
+
+    def _tracked(self, addr: int, what: str, kind: str) -> Optional[_Alloc]:
+        rec = self.memory.find(addr)
+        if rec is None:
+            self._violation(f"{kind}: the {what} at {addr:#x} was not allocated through the backend's ffi")
+        return rec
+
+    def _hold(self, k: _KOp, rec: Optional[_Alloc], what: str) -> Any:
+        """A strong reference to ``rec``'s memory for the duration of one kernel
+        access (so it cannot be freed mid-write), or None if it was freed already:
+        then the access is a use after free, recorded and not performed."""
+        if rec is None:
+            return None
+        owner = rec.ref()
+        if owner is None:
+            self.freed_writes += 1
+            self._violation(f"use after free: the kernel touched the freed {what} of a {k.kind} "
+                            f"({rec.what} at {rec.start:#x})")
+        return owner
+
+    def _ov(self, k: _KOp) -> Any:
+        """The op's OVERLAPPED for a kernel write, or None if it was freed."""
+        if self._hold(k, k.ovmem, "OVERLAPPED") is None:
+            return None
+        return self.ffi.cast("WSAOVERLAPPED *", k.ovkey)
 
     def _pend(self, k: _KOp, queue: Optional[deque]) -> int:
         if queue is not None:
@@ -314,17 +447,49 @@ class StandIn:
         self._set_err(997)
         return -1
 
-    def _complete(self, k: _KOp, err: int, n: int, closed: bool = False) -> None:
+    def _complete(self, k: _KOp, err: int, n: int, closed: bool = False, signal: bool = True) -> None:
         if self._pending.pop(k.ovkey, None) is not None:
             k.ev.busy -= 1
         k.done = True
         k.err = err
         k.n = n
-        ov = k.ov
-        ov.InternalHigh = n
-        ov.Internal = 0 if not err else (_WINE_CLOSED_STATUS if closed and self.wine_close
-                                         else _NTSTATUS.get(err, 0xC0000001))
-        self._signal(k.ev)
+        hold = self._hold(k, k.ovmem, "OVERLAPPED")
+        if hold is not None:
+            ov = self.ffi.cast("WSAOVERLAPPED *", k.ovkey)
+            ov.InternalHigh = n
+            ov.Internal = 0 if not err else (_WINE_CLOSED_STATUS if closed and self.wine_close
+                                             else _NTSTATUS.get(err, 0xC0000001))
+        del hold
+        if signal:
+            self._signal(k.ev)
+
+    def _abort(self, k: _KOp, err: int, closed: bool = False) -> None:
+        """Cancel or close-abort ``k``: it leaves its queue now (nothing more is
+        performed for it) but completes on the kernel thread, a little later --
+        CancelIoEx and closesocket do not wait for the op to end."""
+        ks = k.ks
+        for q in (ks.recvs, ks.sends, ks.accepts):
+            if k in q:
+                q.remove(k)
+        if ks.connect is k:
+            ks.connect = None
+        k.cancelling = True
+        self._later(self.completion_delay(k), lambda: self._complete(k, err, k.offset, closed=closed))
+
+    def _later(self, delay: float, fn: Any) -> None:
+        heapq.heappush(self._timers, (monotonic() + delay, next(self._seq), fn))
+        if self._sel is None:
+            self._start_kernel()
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass  # the kernel is woken already
+
+    def _run_timers(self, everything: bool = False) -> None:
+        now = monotonic()
+        timers = self._timers
+        while timers and (everything or timers[0][0] <= now):
+            heapq.heappop(timers)[2]()
 
     def _signal(self, ev: _Ev) -> None:
         ev.signalled = True
@@ -362,6 +527,7 @@ class StandIn:
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self._sel.register(self._wake_r, _READ, None)
         self._thread = threading.Thread(target=self._kernel, name="standin-kernel", daemon=True)
         self._thread.start()
@@ -369,7 +535,9 @@ class StandIn:
     def _kernel(self) -> None:
         sel = self._sel
         while True:
-            ready = sel.select()
+            with self._lock:
+                timeout = max(0.0, self._timers[0][0] - monotonic()) if self._timers else None
+            ready = sel.select(timeout)
             with self._lock:
                 if self._stopping:
                     return
@@ -391,11 +559,15 @@ class StandIn:
                             self._do_connect(ks)
                         self._do_sends(ks)
                     self._want(ks)
+                self._run_timers()
 
     def dispose(self) -> None:
-        """Stop the kernel thread and release its descriptors; note leaks."""
+        """Stop the kernel thread and release its descriptors; note leaks. Cancels
+        and aborts still on their way complete first (into memory that may have
+        been freed meanwhile: the detector sees that)."""
         with self._lock:
             self._stopping = True
+            self._run_timers(everything=True)
             if self._events:
                 self.leaks.append(f"{len(self._events)} event(s) never closed")
             if self._pending:
@@ -416,8 +588,12 @@ class StandIn:
             p = select.poll()
             p.register(fd, select.POLLIN)
             return (0, 0) if p.poll(0) else None
+        addr, length, rec = k.bufs[0]
+        hold = self._hold(k, rec, "buffer")
+        if hold is None:
+            return 10014, 0  # WSAEFAULT: (on Windows: memory corruption)
         try:
-            n = os.readv(fd, [self.ffi.buffer(k.buf, k.length)])
+            n = os.readv(fd, [self.ffi.buffer(self.ffi.cast("char *", addr), length)])
         except (BlockingIOError, InterruptedError):
             return None
         except OSError as exc:
@@ -427,14 +603,31 @@ class StandIn:
     def _perform_send(self, k: _KOp) -> Optional[tuple]:
         # short_send_limit scripts a short count (never seen on Windows stream sockets)
         end = k.length if self.short_send_limit is None else min(k.length, self.short_send_limit)
+        views, holds, skip, want = [], [], k.offset, end - k.offset
+        for addr, length, rec in k.bufs:  # bytes offset..end, across the WSABUFs in order
+            if skip >= length:
+                skip -= length
+                continue
+            if want <= 0:
+                break
+            hold = self._hold(k, rec, "buffer")
+            if hold is None:
+                return 10014, k.offset
+            holds.append(hold)
+            take = min(length - skip, want)
+            views.append(self.ffi.buffer(self.ffi.cast("char *", addr) + skip, take))
+            want -= take
+            skip = 0
         try:
-            n = os.write(k.ks.fd, self.ffi.buffer(k.buf + k.offset, end - k.offset))
+            n = os.writev(k.ks.fd, views) if views else 0
         except (BlockingIOError, InterruptedError):
             return None
         except OSError as exc:
             return wsa_code(exc.errno), k.offset
         k.offset += n
-        k.ov.InternalHigh = k.offset  # visible progress, as on Windows
+        ov = self._ov(k)
+        if ov is not None:
+            ov.InternalHigh = k.offset  # visible progress, as on Windows
         if k.offset < end:
             return None  # pends until all of it went out (stream sockets: all or error)
         return 0, k.offset
@@ -483,7 +676,11 @@ class StandIn:
             ks = self._socks[k.accept_fd] = _KSock(k.accept_fd, (st.st_dev, st.st_ino))
             ks.accepted_from = k.ks.fd
             recvlen, locallen, _ = k.lens
-            base = self.ffi.cast("char *", k.buf) + recvlen
+            addr, _, rec = k.bufs[0]
+            hold = self._hold(k, rec, "address buffer")
+            if hold is None:
+                return 10014, 0
+            base = self.ffi.cast("char *", addr) + recvlen
             self._write_sockaddr(base, local)
             self._write_sockaddr(base + locallen, peer)
             return 0, 0
@@ -574,8 +771,11 @@ class StandIn:
     # -- events ---------------------------------------------------------------------
     def WSACreateEvent(self) -> Any:
         with self._lock:
-            key = self._next_handle
-            self._next_handle += 4
+            if self._free_handles:  # Windows hands a closed handle's value out again at once
+                key = self._free_handles.pop()
+            else:
+                key = self._next_handle
+                self._next_handle += 4
             self._events[key] = _Ev()
             self.events_created += 1
         return self.ffi.cast("WSAEVENT", key)
@@ -598,6 +798,7 @@ class StandIn:
                 self._violation("an event was closed while an op using it was still pending")
             if ev.waiters:
                 self._violation("an event was closed while a thread was waiting on it")
+            self._free_handles.append(self._key(h))
             self.events_closed += 1
             return 1
 
@@ -709,8 +910,8 @@ class StandIn:
     def _start_io(self, name: str, s: int, bufs: Any, nbufs: int, count: Any, ov: Any, routine: Any) -> int:
         """WSARecv/WSASend: done at once when nothing is queued before it and the
         socket is ready (returns 0 and still signals the event), else pending."""
-        if nbufs != 1 or routine != self.ffi.NULL:
-            self._violation(f"{name}: only one WSABUF and no completion routine are scripted")
+        if routine != self.ffi.NULL or not 1 <= nbufs <= (1 if name == "WSARecv" else 64):
+            self._violation(f"{name}: {nbufs} WSABUFs or a completion routine are not scripted")
         with self._lock:
             ks = self._sock(s)
             if ks is None:
@@ -719,14 +920,17 @@ class StandIn:
             k = self._new_op(name, ks, ov)
             if k is None:
                 return -1
-            k.buf = bufs[0].buf
-            k.length = bufs[0].len
+            for i in range(nbufs):  # the WSABUF array itself is captured here (Windows does too)
+                addr, length = int(self.ffi.cast("uintptr_t", bufs[i].buf)), bufs[i].len
+                k.bufs.append((addr, length, self._tracked(addr, "buffer", name) if length else None))
+                k.length += length
             queue, perform = (ks.recvs, self._perform_recv) if name == "WSARecv" else (ks.sends, self._perform_send)
             if not queue:
                 res = perform(k)
                 if res is not None:
                     err, n = res
                     if err:  # failed at once: no completion will be signalled
+                        self._complete(k, err, 0, signal=False)
                         self._set_err(err)
                         return -1
                     self._complete(k, 0, n)
@@ -739,6 +943,9 @@ class StandIn:
     def WSAGetOverlappedResult(self, s: int, ov: Any, transferred: Any, wait: int, flags: Any) -> int:
         ovkey = int(self.ffi.cast("uintptr_t", ov))
         with self._lock:
+            if self._sock(s) is None:  # a closed handle: whatever state the op is in
+                self._set_err(10038)
+                return 0
             k = self._ops.get(ovkey)
             if k is None:
                 self._violation("WSAGetOverlappedResult on an OVERLAPPED never used")
@@ -748,7 +955,7 @@ class StandIn:
                 self._set_err(996)
                 return 0
         if not k.done:
-            arr = self.ffi.new("WSAEVENT[1]", [k.ov.hEvent])
+            arr = self.ffi.new("WSAEVENT[1]", [ov.hEvent])
             self.WSAWaitForMultipleEvents(1, arr, 0, INFINITE, 0)
         transferred[0] = k.n
         if flags != self.ffi.NULL:
@@ -770,18 +977,13 @@ class StandIn:
                 targets = ks.ops()
             else:
                 k = self._pending.get(int(self.ffi.cast("uintptr_t", ov)))
-                targets = [k] if k is not None and k.ks is ks else []
+                targets = [k] if k is not None and k.ks is ks and not k.cancelling else []
             if not targets:
                 self.cancel_not_found += 1
                 self._set_err(1168)
                 return 0
             for k in targets:
-                for q in (ks.recvs, ks.sends, ks.accepts):
-                    if k in q:
-                        q.remove(k)
-                if ks.connect is k:
-                    ks.connect = None
-                self._complete(k, 995, k.offset)
+                self._abort(k, 995)
             self._want(ks)
             return 1
 
@@ -805,6 +1007,10 @@ class StandIn:
             return 0
 
     def shutdown(self, s: int, how: int) -> int:
+        with self._lock:
+            if self._sock(s) is None:
+                self._set_err(10038)
+                return -1
         w = _wrap(s)
         try:
             w.shutdown({0: socket.SHUT_RD, 1: socket.SHUT_WR, 2: socket.SHUT_RDWR}[how])
@@ -912,7 +1118,8 @@ class StandIn:
             k = self._new_op("AcceptEx", lks, ov)
             if k is None:
                 return 0
-            k.buf = buf
+            addr = int(self.ffi.cast("uintptr_t", buf))
+            k.bufs.append((addr, locallen + remotelen, self._tracked(addr, "address buffer", "AcceptEx")))
             k.lens = (recvlen, locallen, remotelen)
             k.accept_fd = accept_s
             k.accept_ident = aks.ident
@@ -983,7 +1190,9 @@ class StandInWinsockBackend(WinsockBackend):
 
     Only ``_load_api`` is overridden (the backend's one seam). ``close()`` also
     disposes of the stand-in "kernel" afterwards -- the test's operating system
-    goes away with its only user, so the descriptor-leak checks see none of it.
+    goes away with its only user, so the descriptor-leak checks see none of it --
+    and raises AssertionError if the backend misused the API meanwhile (a use
+    after free included), so every test that closes one checks that.
     """
 
     name = "winsock-standin"
@@ -998,6 +1207,8 @@ class StandInWinsockBackend(WinsockBackend):
             super().close()
         finally:
             self.api.dispose()
+        if self.api.violations:  # a misuse of the API fails whatever test closed it
+            raise AssertionError("Winsock stand-in: " + "; ".join(self.api.violations))
 
 
 class WineCloseStandInBackend(StandInWinsockBackend):
