@@ -54,6 +54,7 @@ CONSTANTS: dict[str, int] = {
     "ERROR_IO_PENDING": 997,
     "ERROR_NOT_FOUND": 1168,            # CancelIoEx: nothing left to cancel
     "ERROR_CONNECTION_REFUSED": 1225,
+    "STATUS_PENDING": 0x103,            # OVERLAPPED.Internal while the kernel owns the op
     "ERROR_CONNECTION_ABORTED": 1236,
     "ERROR_PORT_UNREACHABLE": 1234,
     "WSA_INVALID_HANDLE": 6,

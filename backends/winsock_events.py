@@ -22,9 +22,12 @@ two DWORD out-parameters, and -- while the op runs -- the pinned buffer
 (``ffi.from_buffer``; a recv buffer must be writable), the ``sockaddr`` of a
 ConnectEx and the address buffer and pre-made socket of an AcceptEx. The kernel
 writes into the buffer and the OVERLAPPED until the completion, so none of them
-may be freed or reused before the event has been observed. Rule: a slot leaves
-the "in flight" state *only* in :meth:`WinsockBackend._reap`, after
-``WSAGetOverlappedResult`` reported something other than WSA_IO_INCOMPLETE.
+may be freed or reused before the kernel is done. Rule: a slot leaves the "in
+flight" state *only* in :meth:`WinsockBackend._reap`, and only once its
+OVERLAPPED says so (``Internal != STATUS_PENDING``, CPython's
+``HasOverlappedIoCompleted``): not on an event sighting alone (it may be stale)
+and not on a failed ``WSAGetOverlappedResult`` (it fails with WSAENOTSOCK for a
+socket closed behind our back while the op still runs).
 Cancel (``CancelIoEx``) and close never free anything themselves: they make the
 kernel finish the op sooner, and the ordinary reap path completes it (as
 cancelled -- or with its real result if it had already finished: a recv that had
@@ -61,8 +64,8 @@ WSA_INVALID_PARAMETER). Ops are placed in *groups*:
 * a ``reported`` flag (under the group's lock) keeps the Proactor from asking a
   helper to re-snapshot between its report and the reap: it would report the
   same still-signalled events twice. Even so, a report is only a hint: ``_reap``
-  asks WSAGetOverlappedResult and ignores WSA_IO_INCOMPLETE (an event that was
-  reused meanwhile), so a stale sighting can never complete a pending op.
+  checks the OVERLAPPED first (an event that was reused meanwhile), so a stale
+  sighting can never complete a pending op.
 * helpers stay (parked on their control event, no CPU) once created, and are
   reused; ``close()`` stops and joins every one of them.
 
@@ -171,14 +174,15 @@ __all__ = ["WinsockBackend"]
 _RECV, _SEND, _ACCEPT, _CONNECT = OpKind.RECV, OpKind.SEND, OpKind.ACCEPT, OpKind.CONNECT
 _SIGNAL = object()  # the kind of the signal-wakeup recv's slot
 
-_INFINITE = 0xFFFFFFFF
-_WAIT_TIMEOUT = 258
-_WAIT_MAX = 64  # WSA_MAXIMUM_WAIT_EVENTS
+_INFINITE = _c.WSA_INFINITE
+_WAIT_TIMEOUT = _c.WSA_WAIT_TIMEOUT
+_WAIT_FAILED = _c.WSA_WAIT_FAILED
+_WAIT_MAX = _c.WSA_MAXIMUM_WAIT_EVENTS
 _HELPER_OPS = _WAIT_MAX - 1  # a helper group: its control event + 63 op events
-_IO_PENDING = 997
-_IO_INCOMPLETE = 996
-_NOT_FOUND = 1168
-_ACCEPT_RETRY = {64, 10054}  # ERROR_NETNAME_DELETED, WSAECONNRESET: client reset before accept
+_IO_PENDING = _c.WSA_IO_PENDING
+_STATUS_PENDING = _c.STATUS_PENDING
+# the client reset before it was accepted
+_ACCEPT_RETRY = {_c.ERROR_NETNAME_DELETED, _c.WSAECONNRESET}
 _ACCEPT_RETRY_LIMIT = 1000  # immediate failures in a row (a storm of dead clients)
 _MAX_CHUNK = 1 << 30  # bytes per WSABUF (its len is a ULONG)
 _CLOSE_WAIT = 5.0  # seconds close()/close_socket() wait for cancelled ops to finish
@@ -481,7 +485,7 @@ class WinsockBackend(Backend):
                 api.WSAResetEvent(control)
                 continue
             if not 0 < r < n:
-                self._helper_error = api.WSAGetLastError() if r == 0xFFFFFFFF else r
+                self._helper_error = api.WSAGetLastError() if r == _WAIT_FAILED else r
                 self.wakeup()
                 return
             keys = [int(ffi.cast("uintptr_t", arr[i])) for i in _sweep(wait, arr, n, r)]
@@ -554,9 +558,9 @@ class WinsockBackend(Backend):
 
     def _on_signal_bytes(self) -> None:
         slot = self._sig_slot
-        ok = self.api.WSAGetOverlappedResult(slot.handle, slot.ov, slot.out, False, slot.out + 1)
-        if not ok and self.api.WSAGetLastError() == _IO_INCOMPLETE:
+        if slot.ov.Internal == _STATUS_PENDING:
             return
+        ok = self.api.WSAGetOverlappedResult(slot.handle, slot.ov, slot.out, False, slot.out + 1)
         n = slot.out[0] if ok else 0
         if n and self._sig_prev >= 0:
             _forward_signal_bytes(self._sig_prev, bytes(self.ffi.buffer(slot.pin, n)))
@@ -706,6 +710,11 @@ class WinsockBackend(Backend):
     def _reap(self, slot: _Slot) -> None:
         """``slot``'s event was seen signalled: finish its op (or resubmit the rest
         of a short send / re-arm an accept whose client reset)."""
+        if slot.ov.Internal == _STATUS_PENDING:
+            # HasOverlappedIoCompleted: only the OVERLAPPED says the kernel is done. A
+            # sighting can be stale, and WSAGetOverlappedResult fails (WSAENOTSOCK) for a
+            # closed handle while the op still runs: neither may release the slot.
+            return
         api = self.api
         kind = slot.kind
         if kind is _RECV or kind is _SEND:
@@ -725,8 +734,6 @@ class WinsockBackend(Backend):
             n = out[0]
         else:
             err = api.WSAGetLastError()
-            if err == _IO_INCOMPLETE:
-                return  # a stale sighting: the event was reused by an op still running
             n = slot.ov.InternalHigh
         op = slot.op
         if kind is _RECV:
@@ -745,11 +752,11 @@ class WinsockBackend(Backend):
             elif slot.closing or slot.cancelled:
                 self._finish(slot, None, OperationCancelled("send cancelled"))
             elif n == 0:
-                self._finish(slot, None, os_error(10054, windows=True, what="send"))  # no progress
+                self._finish(slot, None, os_error(_c.WSAECONNRESET, windows=True, what="send"))  # no progress
             elif self._later_send_in_flight(slot):
                 # The rest would go out after a later send: the stream is already
                 # broken (Windows does not do this on stream sockets: all or error).
-                self._finish(slot, None, os_error(10053, windows=True,
+                self._finish(slot, None, os_error(_c.WSAECONNABORTED, windows=True,
                                                   what="short send with later sends in flight"))
             elif not self._issue_send(slot):  # a short count: resubmit the rest, same slot
                 err = api.WSAGetLastError()
@@ -786,7 +793,7 @@ class WinsockBackend(Backend):
                 try:
                     address = self._accept_address(slot)
                 except OSError as exc:
-                    err = getattr(exc, "winerror", 0) or 10054
+                    err = getattr(exc, "winerror", 0) or _c.WSAECONNRESET
                 else:
                     slot.accept_sock = None
                     self._finish(slot, (conn, address), None)
@@ -989,8 +996,7 @@ class WinsockBackend(Backend):
         # 4. sockets and events
         if sig is not None:
             self._sig_slot = None
-            if not api.WSAGetOverlappedResult(sig.handle, sig.ov, sig.out, False, sig.out + 1) and \
-                    api.WSAGetLastError() == _IO_INCOMPLETE:
+            if sig.ov.Internal == _STATUS_PENDING:
                 _GRAVEYARD.append(sig)  # never finished: keep its memory
         for s in (self._sig_r, self._sig_w):
             if s is not None:
