@@ -160,6 +160,7 @@ import socket
 import sys
 import threading
 import types
+import weakref
 from collections import deque
 from time import monotonic
 from typing import Any, Optional
@@ -251,7 +252,7 @@ class _Group:
     others by one helper thread each (handle 0 is then the control event)."""
 
     __slots__ = ("handles", "slots", "base", "cap", "lock", "control", "thread", "reported", "dirty",
-                 "stopping")
+                 "stopping", "dead")
 
     def __init__(self, ffi: Any, base: int) -> None:
         self.handles = ffi.new("WSAEVENT[64]")
@@ -264,7 +265,140 @@ class _Group:
         self.reported = False  # a report is queued and not yet reaped (guarded by lock)
         self.dirty = False  # slots were added since the helper's snapshot
         self.stopping = False
+        self.dead = False  # its helper thread ended: it takes no new ops
 
+
+
+class _Native:
+    """Everything the kernel may still touch (every slot and event) and the helper
+    threads, owned apart from the backend object. The helper threads and the
+    backend's finalizer hold this, never the backend: so a backend dropped without
+    close() (garbage, an exception, interpreter exit) is still collected, and
+    :meth:`abandon` winds it down as CPython's ``Overlapped_dealloc`` does."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+        self.ffi = api.ffi
+        self.slots: list[_Slot] = []  # every slot made
+        self.events: list[Any] = []  # every event made, closed by release()
+        self.helpers: list[_Group] = []
+        self.reports: deque = deque()  # (group, [event keys]) from helpers
+        self.helper_error: Optional[int] = None
+        self.lock = threading.Lock()  # guards closed against a racing wakeup()
+        self.closed = False
+        self.released = False  # release() ran: nothing is left to look after
+        self.wake: Any = None  # group 0's wake event
+
+    def wakeup(self) -> None:
+        with self.lock:
+            if not self.closed and self.wake is not None:
+                self.api.WSASetEvent(self.wake)
+
+    def helper(self, g: _Group) -> None:
+        """Wait on one group; report signalled events to the Proactor thread and
+        park until it has reaped them (see the module doc)."""
+        try:
+            self._helper_loop(g)
+        except BaseException:
+            self.helper_error = self.helper_error or _c.ERROR_INVALID_HANDLE
+            raise
+        finally:
+            with g.lock:  # a dead helper's group takes no new ops
+                g.dead = True
+            self.wakeup()
+
+    def _helper_loop(self, g: _Group) -> None:
+        api, ffi = self.api, self.ffi
+        wait = api.WSAWaitForMultipleEvents
+        arr = ffi.new("WSAEVENT[64]")
+        hsize = ffi.sizeof("WSAEVENT")
+        control = g.control
+        park = ffi.new("WSAEVENT[1]", [control])
+        while True:
+            with g.lock:
+                if g.stopping:
+                    return
+                n = g.base + len(g.slots)
+                ffi.memmove(arr, g.handles, n * hsize)
+            r = wait(n, arr, False, _INFINITE, False)
+            if r == 0:  # control: re-snapshot (new ops) or stop
+                api.WSAResetEvent(control)
+                continue
+            if not 0 < r < n:
+                self.helper_error = api.WSAGetLastError() if r == _WAIT_FAILED else r
+                return
+            keys = [int(ffi.cast("uintptr_t", arr[i])) for i in _sweep(wait, arr, n, r)]
+            with g.lock:
+                if g.stopping:
+                    return
+                g.reported = True
+                api.WSAResetEvent(control)  # from here on only the reap may set it
+                self.reports.append((g, keys))
+            self.wakeup()
+            wait(1, park, False, _INFINITE, False)  # park until the Proactor thread reaped them
+            api.WSAResetEvent(control)
+
+    def stop_helpers(self) -> None:
+        """Stop and join every helper: nobody may wait on an event we close."""
+        for g in self.helpers:
+            with g.lock:
+                g.stopping = True
+                self.api.WSASetEvent(g.control)
+        me = threading.current_thread()
+        for g in self.helpers:
+            if g.thread is not None and g.thread is not me and g.thread.ident is not None:
+                g.thread.join()
+        self.reports.clear()
+
+    def settle(self, slots: list) -> None:
+        """Cancel every one of ``slots`` the kernel still has and wait until the
+        kernel is done with each: a cancel takes microseconds, so this returns as
+        soon as the last one completes; the bound is only for a kernel that never
+        completes one (its memory is then kept by :meth:`release`)."""
+        api, ffi = self.api, self.ffi
+        live = [s for s in slots if s.ov.Internal == _STATUS_PENDING]
+        for slot in live:
+            api.CancelIoEx(ffi.cast("HANDLE", slot.handle), slot.ov)
+        deadline = monotonic() + _CLOSE_WAIT
+        arr = ffi.new("WSAEVENT[64]")
+        while live:
+            chunk = live[:_WAIT_MAX]
+            for k, slot in enumerate(chunk):
+                arr[k] = slot.ev
+            ms = max(0, math.ceil((deadline - monotonic()) * 1000))
+            r = api.WSAWaitForMultipleEvents(len(chunk), arr, False, ms, False)
+            live = [s for s in live if s.ov.Internal == _STATUS_PENDING]
+            if not 0 <= r < len(chunk):
+                break  # timed out (or failed): what is still pending stays the kernel's
+
+    def release(self) -> None:
+        """Free what the kernel is done with; a slot it still has (should not
+        happen after settle()) goes to the graveyard with its event, for the life
+        of the process."""
+        self.released = True
+        keep = set()
+        for slot in self.slots:
+            if slot.ov.Internal == _STATUS_PENDING:
+                _GRAVEYARD.append(slot)
+                keep.add(slot.key)
+        for ev in self.events:
+            if int(self.ffi.cast("uintptr_t", ev)) not in keep:
+                self.api.WSACloseEvent(ev)
+        self.events.clear()
+        self.slots.clear()
+        self.helpers.clear()
+
+    def abandon(self) -> None:
+        """The backend was dropped without close(): no op may complete any more
+        (nobody is left to hear it), but the kernel's memory stays valid until the
+        kernel is done with it."""
+        if self.released:
+            return
+        with self.lock:
+            self.closed = True
+        self.stop_helpers()
+        self.settle(self.slots)
+        self.release()
 
 
 def _sweep(wait: Any, handles: Any, n: int, first: int) -> list[int]:
@@ -312,24 +446,24 @@ class WinsockBackend(Backend):
         self.api = api = self._load_api()
         self.ffi = ffi = api.ffi
         self._null = ffi.NULL
-        self._closed = False
-        self._wake_lock = threading.Lock()
+        # first of all: whatever happens from here on, the kernel's memory is looked after
+        self._native = native = _Native(api)
+        self._finalizer = weakref.finalize(self, native.abandon)
         self._pool: list[_Slot] = []
         self.events_created = 0  # event objects made (pool + wake + signal + controls)
-        self._events: list[Any] = []  # every event we made, closed by close()
-        self._slots: list[_Slot] = []  # every slot made
+        self._events = native.events
+        self._slots = native.slots
         self._by_key: dict[int, _Slot] = {}  # event handle value -> its slot
         self._by_sock: dict[socket.socket, list[_Slot]] = {}
-        self._helpers: list[_Group] = []
+        self._helpers = native.helpers
         self._open: list[_Group] = []  # helper groups with room
         self._dirty: list[_Group] = []
-        self._reports: deque = deque()  # (group, [event keys]) from helpers
-        self._helper_error: Optional[int] = None
+        self._reports = native.reports
         self._ext: dict = {}
         self._sig_slot: Optional[_Slot] = None
         self._sig_r = self._sig_w = None
         self._sig_prev = -1
-        self._wake = self._new_event()
+        self._wake = native.wake = self._new_event()
         base = 1
         if self._SIGNAL_WAKEUP:
             base = self._start_signal_wakeup()
@@ -458,46 +592,12 @@ class WinsockBackend(Backend):
         g = _Group(self.ffi, 1)
         g.control = self._new_event()
         g.handles[0] = g.control
-        g.thread = threading.Thread(target=self._helper, args=(g,), name=f"overlapio-wait-{len(self._helpers) + 1}",
-                                    daemon=True)
+        g.thread = threading.Thread(target=self._native.helper, args=(g,),
+                                    name=f"overlapio-wait-{len(self._helpers) + 1}", daemon=True)
         self._helpers.append(g)
         self._open.append(g)
         g.thread.start()
         return g
-
-    def _helper(self, g: _Group) -> None:
-        """Wait on one group; report signalled events to the Proactor thread and
-        park until it has reaped them (see the module doc)."""
-        api, ffi = self.api, self.ffi
-        wait = api.WSAWaitForMultipleEvents
-        arr = ffi.new("WSAEVENT[64]")
-        hsize = ffi.sizeof("WSAEVENT")
-        control = g.control
-        park = ffi.new("WSAEVENT[1]", [control])
-        while True:
-            with g.lock:
-                if g.stopping:
-                    return
-                n = g.base + len(g.slots)
-                ffi.memmove(arr, g.handles, n * hsize)
-            r = wait(n, arr, False, _INFINITE, False)
-            if r == 0:  # control: re-snapshot (new ops) or stop
-                api.WSAResetEvent(control)
-                continue
-            if not 0 < r < n:
-                self._helper_error = api.WSAGetLastError() if r == _WAIT_FAILED else r
-                self.wakeup()
-                return
-            keys = [int(ffi.cast("uintptr_t", arr[i])) for i in _sweep(wait, arr, n, r)]
-            with g.lock:
-                if g.stopping:
-                    return
-                g.reported = True
-                api.WSAResetEvent(control)  # from here on only the reap may set it
-                self._reports.append((g, keys))
-            self.wakeup()
-            wait(1, park, False, _INFINITE, False)  # park until the Proactor thread reaped them
-            api.WSAResetEvent(control)
 
     def _kick_dirty(self) -> None:
         for g in self._dirty:
@@ -696,11 +796,9 @@ class WinsockBackend(Backend):
             slots = list(slots)
             for slot in slots:
                 slot.closing = True
-            if sock.fileno() >= 0:
-                # (Closed behind our back, Windows already aborted its ops; its old
-                # handle value may name another socket by now: cancel nothing there.)
-                self.api.CancelIoEx(self.ffi.cast("HANDLE", slots[0].handle), self._null)
-            self._settled(slots)
+            # (Closed behind our back, Windows aborts its ops itself; a cancel of our
+            # OVERLAPPED on a reused handle value finds nothing there.)
+            self._native.settle(slots)
             for slot in slots:
                 if slot.op is not None:
                     self._reap(slot)  # a slot that did not finish yet stays in flight (closing)
@@ -887,8 +985,9 @@ class WinsockBackend(Backend):
             self._kick_dirty()
         if self._reports:  # left by a poll that a Ctrl-C interrupted after its wait
             self._drain_reports()
-        if self._helper_error is not None:
-            code, self._helper_error = self._helper_error, None
+        native = self._native
+        if native.helper_error is not None:
+            code, native.helper_error = native.helper_error, None
             raise os_error(code, windows=True, what="WSAWaitForMultipleEvents (helper thread)")
         api = self.api
         wait = api.WSAWaitForMultipleEvents
@@ -935,82 +1034,43 @@ class WinsockBackend(Backend):
             signal.set_wakeup_fd(prev)
 
     def wakeup(self) -> None:
-        with self._wake_lock:
-            if not self._closed:
-                self.api.WSASetEvent(self._wake)
+        self._native.wakeup()
 
     # -- closing -----------------------------------------------------------------------
-    def _settled(self, slots: list) -> bool:
-        """Wait (bounded) until every slot's event is signalled. True if all were."""
-        ffi, api = self.ffi, self.api
-        deadline = monotonic() + _CLOSE_WAIT
-        arr = ffi.new("WSAEVENT[64]")
-        ok = True
-        for i in range(0, len(slots), _WAIT_MAX):
-            chunk = slots[i:i + _WAIT_MAX]
-            for k, slot in enumerate(chunk):
-                arr[k] = slot.ev
-            ms = max(0, math.ceil((deadline - monotonic()) * 1000))
-            r = api.WSAWaitForMultipleEvents(len(chunk), arr, True, ms, False)
-            if not 0 <= r < len(chunk):
-                ok = False
-        return ok
-
     def close(self) -> None:
-        with self._wake_lock:
-            if self._closed:
+        native = self._native
+        with native.lock:
+            if native.closed:
                 return
-            self._closed = True
-        api, ffi = self.api, self.ffi
+            native.closed = True
         # 1. stop every helper: nobody may wait on an event we close below
-        for g in self._helpers:
-            with g.lock:
-                g.stopping = True
-                api.WSASetEvent(g.control)
-        for g in self._helpers:
-            g.thread.join()
-        self._reports.clear()
+        native.stop_helpers()
         self._dirty.clear()
         # 2. cancel every op in flight and wait until the kernel is done with each
         flying = [s for g in (self._g0, *self._helpers) for s in g.slots]
         for slot in flying:
             slot.closing = True
-            api.CancelIoEx(ffi.cast("HANDLE", slot.handle), slot.ov)
         sig = self._sig_slot
-        if sig is not None:
-            api.CancelIoEx(ffi.cast("HANDLE", sig.handle), sig.ov)
-        self._settled(flying + ([sig] if sig is not None else []))
+        native.settle(flying + ([sig] if sig is not None else []))
         # 3. complete them: a recv/send that had finished keeps its real result
         for slot in flying:
-            if slot.op is None:
-                continue
             op = slot.op
+            if op is None:
+                continue
             self._reap(slot)
-            if slot.op is op:  # did not finish: keep its memory forever, report it cancelled
-                _GRAVEYARD.append(slot)
-                if slot.accept_sock is not None:
-                    slot.accept_sock.close()
+            if slot.op is op:  # the kernel never finished it: release() keeps its memory
                 slot.op = None
                 op._bk = None
                 self._complete(op, None, OperationCancelled("proactor closed"))
-        # 4. sockets and events
-        if sig is not None:
-            self._sig_slot = None
-            if sig.ov.Internal == _STATUS_PENDING:
-                _GRAVEYARD.append(sig)  # never finished: keep its memory
+        # 4. sockets, then every event and slot the kernel is done with
+        self._sig_slot = None
         for s in (self._sig_r, self._sig_w):
             if s is not None:
                 s.close()
+        native.release()
         self._by_sock.clear()
+        self._by_key.clear()
         self._pool.clear()
-        graveyard = {id(s) for s in _GRAVEYARD}
-        keep = {s.key for s in self._slots if id(s) in graveyard}
-        for ev in self._events:
-            if int(ffi.cast("uintptr_t", ev)) not in keep:
-                api.WSACloseEvent(ev)
-        self._events.clear()
-        self._slots.clear()
-        self._helpers.clear()
         self._open.clear()
 
 
