@@ -222,7 +222,7 @@ class _Slot:
     """One op's native state (pooled; see the module doc for the lifetime rule)."""
 
     __slots__ = ("ev", "key", "ov", "wsabuf", "out", "op", "kind", "sock", "handle", "pin", "total",
-                 "sent", "accept_sock", "addrbuf", "sa", "closing", "cancelled", "group", "idx")
+                 "sent", "accept_sock", "addrbuf", "sa", "closing", "cancelled", "group", "idx", "issued", "bufs")
 
     def __init__(self, ffi: Any, ev: Any) -> None:
         self.ev = ev
@@ -245,6 +245,8 @@ class _Slot:
         self.cancelled = False
         self.group: Optional[_Group] = None
         self.idx = 0
+        self.issued = False  # its overlapped call was made (the kernel may have the op)
+        self.bufs: Any = None  # a WSABUF array, for a send larger than one WSABUF takes
 
 
 class _Group:
@@ -283,10 +285,12 @@ class _Native:
         self.events: list[Any] = []  # every event made, closed by release()
         self.helpers: list[_Group] = []
         self.reports: deque = deque()  # (group, [event keys]) from helpers
-        self.helper_error: Optional[int] = None
+        self.helper_error: Optional[BaseException] = None
         self.lock = threading.Lock()  # guards closed against a racing wakeup()
         self.closed = False
         self.released = False  # release() ran: nothing is left to look after
+        self.sig_installed: Optional[socket.socket] = None  # our wakeup fd's socket, while installed
+        self.sig_prev = -1  # the wakeup fd ours replaced
         self.wake: Any = None  # group 0's wake event
 
     def wakeup(self) -> None:
@@ -299,13 +303,14 @@ class _Native:
         park until it has reaped them (see the module doc)."""
         try:
             self._helper_loop(g)
-        except BaseException:
-            self.helper_error = self.helper_error or _c.ERROR_INVALID_HANDLE
-            raise
+        except BaseException as exc:  # (raised to the Proactor thread by its next poll)
+            self.helper_error = exc
         finally:
-            with g.lock:  # a dead helper's group takes no new ops
+            if not g.stopping:  # it died: its group takes no new ops until poll() restarts it
                 g.dead = True
-            self.wakeup()
+                if self.helper_error is None:
+                    self.helper_error = RuntimeError("a Winsock wait thread ended")
+                self.wakeup()
 
     def _helper_loop(self, g: _Group) -> None:
         api, ffi = self.api, self.ffi
@@ -325,8 +330,8 @@ class _Native:
                 api.WSAResetEvent(control)
                 continue
             if not 0 < r < n:
-                self.helper_error = api.WSAGetLastError() if r == _WAIT_FAILED else r
-                return
+                code = api.WSAGetLastError() if r == _WAIT_FAILED else r
+                raise os_error(code, windows=True, what="WSAWaitForMultipleEvents (helper thread)")
             keys = [int(ffi.cast("uintptr_t", arr[i])) for i in _sweep(wait, arr, n, r)]
             with g.lock:
                 if g.stopping:
@@ -388,6 +393,21 @@ class _Native:
         self.slots.clear()
         self.helpers.clear()
 
+    def uninstall_wakeup_fd(self) -> None:
+        """Put back the wakeup fd ours replaced. Only the main thread can: anywhere
+        else ours stays installed and its socket open for good, so that the C-level
+        signal handler never writes into a closed (or reused) handle."""
+        w = self.sig_installed
+        if w is None:
+            return
+        if threading.current_thread() is not threading.main_thread():
+            _GRAVEYARD.append(w)
+            return
+        self.sig_installed = None
+        current = signal.set_wakeup_fd(self.sig_prev)
+        if current != w.fileno():  # another was installed over ours since: leave that one
+            signal.set_wakeup_fd(current)
+
     def abandon(self) -> None:
         """The backend was dropped without close(): no op may complete any more
         (nobody is left to hear it), but the kernel's memory stays valid until the
@@ -397,6 +417,7 @@ class _Native:
         with self.lock:
             self.closed = True
         self.stop_helpers()
+        self.uninstall_wakeup_fd()
         self.settle(self.slots)
         self.release()
 
@@ -462,7 +483,6 @@ class WinsockBackend(Backend):
         self._ext: dict = {}
         self._sig_slot: Optional[_Slot] = None
         self._sig_r = self._sig_w = None
-        self._sig_prev = -1
         self._wake = native.wake = self._new_event()
         base = 1
         if self._SIGNAL_WAKEUP:
@@ -488,9 +508,16 @@ class WinsockBackend(Backend):
         return slot
 
     def _slot(self, op: Op, sock: socket.socket, kind: Any) -> _Slot:
+        """A slot for ``op``, and room for its event in a group: everything that can
+        fail is done here, before the overlapped call, so that registering the op
+        after the call cannot fail."""
+        g0 = self._g0
+        while self._open and self._open[-1].dead:
+            self._open.pop()
+        if len(g0.slots) >= g0.cap and not self._open:
+            self._new_helper()
         slot = self._pool.pop() if self._pool else self._make_slot()
         ov = slot.ov
-        ov.Internal = 0
         ov.InternalHigh = 0
         ov.Offset = 0
         ov.OffsetHigh = 0
@@ -508,13 +535,45 @@ class WinsockBackend(Backend):
             err = self.api.WSAGetLastError()
             if err != _IO_PENDING:
                 return err
-        self._attach(slot)
+        self._register(slot)
+        return None
+
+    def _register(self, slot: _Slot) -> None:
+        """Track an op the kernel has: its event in a group (room was made by
+        _slot()), the slot under its socket. Idempotent."""
+        if slot.group is None:
+            self._attach(slot)
         lst = self._by_sock.get(slot.sock)
         if lst is None:
             self._by_sock[slot.sock] = [slot]
-        else:
+        elif slot not in lst:
             lst.append(slot)
-        return None
+
+    def _issuing(self, slot: _Slot) -> None:
+        """Right before an overlapped call: from here on the kernel may have the op.
+        (The system sets Internal to STATUS_PENDING when it takes a request; we set
+        it first, so that an op whose call failed at once also reads as not done.)"""
+        slot.ov.Internal = _STATUS_PENDING
+        slot.issued = True
+
+    def _in_kernel(self, slot: _Slot) -> bool:
+        """After an exception took the overlapped call's result: may the kernel have
+        the op? Done (Internal set) or pending (the call's WSA_IO_PENDING is still
+        the thread's last error) -- or else the call failed and started nothing."""
+        return slot.issued and (slot.ov.Internal != _STATUS_PENDING or self.api.WSAGetLastError() == _IO_PENDING)
+
+    def _rescue(self, slot: _Slot) -> None:
+        """An exception (a KeyboardInterrupt landing as the call returns, a
+        MemoryError ...) escaped between taking ``slot`` and registering its op.
+        If the kernel may have the op, register it: it completes as usual, or
+        close() cancels it and waits. If not, finish it now. Either way it
+        completes exactly once and its memory outlives the kernel's use of it."""
+        if slot.op is None:
+            return  # finished already
+        if self._in_kernel(slot):
+            self._register(slot)
+        else:
+            self._finish(slot, None, OperationCancelled("interrupted before it started"))
 
     def _attach(self, slot: _Slot) -> None:
         g = self._g0
@@ -524,7 +583,7 @@ class WinsockBackend(Backend):
             g.slots.append(slot)
             slot.group = g
             return
-        g = self._open[-1] if self._open else self._new_helper()
+        g = self._open[-1]  # _slot() made sure there is one
         with g.lock:
             slot.idx = len(g.slots)
             g.handles[g.base + slot.idx] = slot.ev
@@ -578,8 +637,9 @@ class WinsockBackend(Backend):
             slot.accept_sock = None
         if slot.op is not None:
             slot.op._bk = None
-        slot.op = slot.sock = slot.pin = slot.sa = None
-        slot.closing = slot.cancelled = False
+        slot.op = slot.sock = slot.pin = slot.sa = slot.bufs = None
+        slot.closing = slot.cancelled = slot.issued = False
+        slot.ov.Internal = 0  # pooled: not the kernel's (an op that never started left it pending)
         self._pool.append(slot)
 
     def _finish(self, slot: _Slot, value: Any, error: Optional[BaseException]) -> None:
@@ -592,12 +652,35 @@ class WinsockBackend(Backend):
         g = _Group(self.ffi, 1)
         g.control = self._new_event()
         g.handles[0] = g.control
-        g.thread = threading.Thread(target=self._native.helper, args=(g,),
-                                    name=f"overlapio-wait-{len(self._helpers) + 1}", daemon=True)
-        self._helpers.append(g)
+        self._helpers.append(g)  # first: stop_helpers() must know every thread that may run
+        try:
+            self._start_helper(g)
+        except BaseException:
+            self._helpers.remove(g)
+            raise
         self._open.append(g)
-        g.thread.start()
         return g
+
+    def _start_helper(self, g: _Group) -> None:
+        g.thread = threading.Thread(target=self._native.helper, args=(g,),
+                                    name=f"overlapio-wait-{self._helpers.index(g) + 1}", daemon=True)
+        g.thread.start()
+
+    def _revive_helpers(self) -> None:
+        """A helper thread died: restart it on its group (its ops still wait
+        there), then raise what killed it."""
+        native = self._native
+        exc, native.helper_error = native.helper_error, None
+        for g in self._helpers:
+            if g.dead and not g.stopping:
+                if g in self._open:
+                    self._open.remove(g)
+                self._start_helper(g)
+                g.dead = False
+                if len(g.slots) < g.cap:
+                    self._open.append(g)
+        if exc is not None:
+            raise exc
 
     def _kick_dirty(self) -> None:
         for g in self._dirty:
@@ -609,21 +692,25 @@ class WinsockBackend(Backend):
 
     def _drain_reports(self) -> None:
         reports = self._reports
+        by_key = self._by_key
         while reports:
-            g, keys = reports.popleft()
-            if g.stopping:
-                continue
-            by_key = self._by_key
-            for key in keys:
-                slot = by_key.get(key)
-                if slot is not None and slot.group is g and slot.op is not None:
-                    self._reap(slot)
-            with g.lock:
-                g.reported = False
-                self.api.WSASetEvent(g.control)
-            if g.dirty:
-                g.dirty = False
-                self._dirty.remove(g)
+            g, keys = reports[0]
+            try:
+                if not g.stopping:
+                    for key in keys:
+                        slot = by_key.get(key)
+                        if slot is not None and slot.group is g and slot.op is not None:
+                            self._reap(slot)
+            finally:
+                # Also when a reap raised: the helper takes a fresh snapshot and reports
+                # again whatever is still signalled, so no completion is lost.
+                reports.popleft()
+                with g.lock:
+                    g.reported = False
+                    self.api.WSASetEvent(g.control)
+                if g.dirty:
+                    g.dirty = False
+                    self._dirty.remove(g)
 
     # -- signal wakeup (Ctrl-C) ------------------------------------------------------
     def _start_signal_wakeup(self) -> int:
@@ -651,10 +738,16 @@ class WinsockBackend(Backend):
         slot.wsabuf.buf = slot.pin
         slot.wsabuf.len = 64
         slot.out[1] = 0
-        ov = slot.ov
-        ov.Internal = ov.InternalHigh = 0
-        rc = self.api.WSARecv(slot.handle, slot.wsabuf, 1, self._null, slot.out + 1, ov, self._null)
-        return rc == 0 or self.api.WSAGetLastError() == _IO_PENDING
+        slot.ov.InternalHigh = 0
+        slot.issued = False
+        try:
+            self._issuing(slot)
+            rc = self.api.WSARecv(slot.handle, slot.wsabuf, 1, self._null, slot.out + 1, slot.ov, self._null)
+            return rc == 0 or self.api.WSAGetLastError() == _IO_PENDING
+        except BaseException:
+            if not self._in_kernel(slot):
+                slot.ov.Internal = 0  # it never started: nothing of it is the kernel's
+            raise
 
     def _on_signal_bytes(self) -> None:
         slot = self._sig_slot
@@ -662,8 +755,9 @@ class WinsockBackend(Backend):
             return
         ok = self.api.WSAGetOverlappedResult(slot.handle, slot.ov, slot.out, False, slot.out + 1)
         n = slot.out[0] if ok else 0
-        if n and self._sig_prev >= 0:
-            _forward_signal_bytes(self._sig_prev, bytes(self.ffi.buffer(slot.pin, n)))
+        prev = self._native.sig_prev
+        if n and prev >= 0:
+            _forward_signal_bytes(prev, bytes(self.ffi.buffer(slot.pin, n)))
         if not (ok and n and self._issue_signal_recv(slot)):
             self._stop_signal_wakeup()  # the pair broke: run without it
 
@@ -686,25 +780,36 @@ class WinsockBackend(Backend):
         return sock
 
     # -- ops --------------------------------------------------------------------------
+    # Every overlapped call sits in a try whose handler is _rescue(): from the call
+    # to the op's registration, an exception must not orphan an op the kernel has.
     def recv(self, op: Op) -> None:
         slot = self._slot(op, op.sock, _RECV)
-        pin = slot.pin = self.ffi.from_buffer("char[]", op.buf, require_writable=True)
-        wb = slot.wsabuf
-        wb.buf = pin
-        wb.len = min(len(pin), _MAX_CHUNK)
-        slot.out[1] = 0
-        rc = self.api.WSARecv(slot.handle, wb, 1, self._null, slot.out + 1, slot.ov, self._null)
-        err = self._started(slot, rc == 0)
+        try:
+            pin = slot.pin = self.ffi.from_buffer("char[]", op.buf, require_writable=True)
+            wb = slot.wsabuf
+            wb.buf = pin
+            wb.len = min(len(pin), _MAX_CHUNK)
+            slot.out[1] = 0
+            self._issuing(slot)
+            rc = self.api.WSARecv(slot.handle, wb, 1, self._null, slot.out + 1, slot.ov, self._null)
+            err = self._started(slot, rc == 0)
+        except BaseException:
+            self._rescue(slot)
+            raise
         if err is not None:
             self._finish(slot, None, self._error(slot, err))
 
     def send(self, op: Op) -> None:
         data = op._view  # the core's flat bytes
         slot = self._slot(op, op.sock, _SEND)
-        pin = slot.pin = self.ffi.from_buffer("char[]", data)
-        slot.total = len(pin)
-        slot.sent = 0
-        err = self._started(slot, self._issue_send(slot))
+        try:
+            pin = slot.pin = self.ffi.from_buffer("char[]", data)
+            slot.total = len(pin)
+            slot.sent = 0
+            err = self._started(slot, self._issue_send(slot))
+        except BaseException:
+            self._rescue(slot)
+            raise
         if err is not None:
             self._finish(slot, None, self._error(slot, err))
 
@@ -728,40 +833,64 @@ class WinsockBackend(Backend):
             raise normalize(exc)
 
     def _issue_send(self, slot: _Slot) -> bool:
-        wb = slot.wsabuf
-        wb.buf = slot.pin + slot.sent
-        wb.len = min(slot.total - slot.sent, _MAX_CHUNK)
-        return self.api.WSASend(slot.handle, wb, 1, self._null, 0, slot.ov, self._null) == 0
+        """One WSASend of everything not sent yet. A WSABUF's length is a ULONG:
+        past _MAX_CHUNK the rest goes as several WSABUFs of the same call, so that
+        one send op is one request in the socket's queue, whatever its size."""
+        left = slot.total - slot.sent
+        start = slot.pin + slot.sent
+        if left <= _MAX_CHUNK:
+            wb, n = slot.wsabuf, 1
+            wb.buf = start
+            wb.len = left
+        else:
+            n = -(-left // _MAX_CHUNK)
+            wb = slot.bufs = self.ffi.new("WSABUF[]", n)
+            for i in range(n):
+                wb[i].buf = start + i * _MAX_CHUNK
+                wb[i].len = min(_MAX_CHUNK, left - i * _MAX_CHUNK)
+        self._issuing(slot)
+        return self.api.WSASend(slot.handle, wb, n, self._null, 0, slot.ov, self._null) == 0
 
     def accept(self, op: Op) -> None:
-        slot = self._slot(op, op.sock, _ACCEPT)
         try:
             accept_ex = self._extension(op.sock, "AcceptEx")
         except OSError as exc:
-            self._finish(slot, None, exc)
+            self._complete(op, None, exc)
             return
-        if slot.addrbuf is None:
-            slot.addrbuf = self.ffi.new("char[]", 2 * _ADDRLEN)
+        slot = self._slot(op, op.sock, _ACCEPT)
         try:
-            for _ in range(_ACCEPT_RETRY_LIMIT):
-                err = self._started(slot, self._issue_accept(slot, accept_ex))
-                if err is None:
-                    return
-                if err not in _ACCEPT_RETRY:
-                    break
-                slot.accept_sock.close()  # that client is gone: try the next one
-                slot.accept_sock = None
-        except OSError as exc:  # no socket for the next client (e.g. out of descriptors)
+            if slot.addrbuf is None:
+                slot.addrbuf = self.ffi.new("char[]", 2 * _ADDRLEN)
+            exc = self._arm_accept(slot, accept_ex)
+        except BaseException:
+            self._rescue(slot)
+            raise
+        if exc is not None:
             self._finish(slot, None, exc)
-            return
-        self._finish(slot, None, self._error(slot, err))
 
-    def _issue_accept(self, slot: _Slot, accept_ex: Any) -> bool:
+    def _arm_accept(self, slot: _Slot, accept_ex: Any) -> Optional[OSError]:
+        """Issue AcceptEx until one is in flight (None) or it fails for a reason
+        other than a client that reset while queued (the error to finish with)."""
         listener = slot.sock
-        slot.accept_sock = asock = self.socket(listener.family, listener.type, listener.proto)
-        ov = slot.ov
-        ov.Internal = ov.InternalHigh = 0
-        return bool(accept_ex(slot.handle, asock.fileno(), slot.addrbuf, 0, _ADDRLEN, _ADDRLEN, slot.out, ov))
+        err = 0
+        for _ in range(_ACCEPT_RETRY_LIMIT):
+            slot.issued = False
+            try:
+                slot.accept_sock = self.socket(listener.family, listener.type, listener.proto)
+            except OSError as exc:  # no socket for the next client (e.g. out of descriptors)
+                return exc
+            slot.ov.InternalHigh = 0
+            self._issuing(slot)
+            ok = accept_ex(slot.handle, slot.accept_sock.fileno(), slot.addrbuf, 0, _ADDRLEN, _ADDRLEN, slot.out,
+                           slot.ov)
+            err = self._started(slot, bool(ok))
+            if err is None:
+                return None
+            if err not in _ACCEPT_RETRY:
+                break
+            slot.accept_sock.close()  # that client is gone: try the next one
+            slot.accept_sock = None
+        return self._error(slot, err)
 
     def connect(self, op: Op, address: Any) -> None:
         sock = op.sock
@@ -774,9 +903,14 @@ class WinsockBackend(Backend):
             return
         slot = self._slot(op, sock, _CONNECT)
         slot.sa = sa
-        ok = connect_ex(slot.handle, self.ffi.cast("struct sockaddr *", sa), salen, self._null, 0, self._null,
-                        slot.ov)
-        err = self._started(slot, bool(ok))
+        try:
+            self._issuing(slot)
+            ok = connect_ex(slot.handle, self.ffi.cast("struct sockaddr *", sa), salen, self._null, 0, self._null,
+                            slot.ov)
+            err = self._started(slot, bool(ok))
+        except BaseException:
+            self._rescue(slot)
+            raise
         if err is not None:
             self._finish(slot, None, self._error(slot, err))
 
@@ -856,9 +990,13 @@ class WinsockBackend(Backend):
                 # broken (Windows does not do this on stream sockets: all or error).
                 self._finish(slot, None, os_error(_c.WSAECONNABORTED, windows=True,
                                                   what="short send with later sends in flight"))
-            elif not self._issue_send(slot):  # a short count: resubmit the rest, same slot
-                err = api.WSAGetLastError()
-                if err != _IO_PENDING:
+            else:  # a short count: resubmit the rest, same slot
+                try:
+                    err = self._started(slot, self._issue_send(slot))
+                except BaseException:
+                    self._rescue(slot)
+                    raise
+                if err is not None:
                     self._finish(slot, None, self._error(slot, err))
         elif kind is _ACCEPT:
             self._reap_accept(slot, err)
@@ -896,25 +1034,25 @@ class WinsockBackend(Backend):
                     slot.accept_sock = None
                     self._finish(slot, (conn, address), None)
                     return
-        if err in _ACCEPT_RETRY and not (slot.closing or slot.cancelled) and slot.sock.fileno() >= 0:
+        if err in _ACCEPT_RETRY and (slot.closing or slot.cancelled):
+            # cancelled meanwhile: a client that reset is not this accept's result
+            self._finish(slot, None, OperationCancelled("accept cancelled"))
+            return
+        if err in _ACCEPT_RETRY and slot.sock.fileno() >= 0:
             # the client reset before it was accepted: re-arm silently (gh-93821)
             slot.accept_sock.close()
             slot.accept_sock = None
+            slot.issued = False
             try:
-                accept_ex = self._extension(slot.sock, "AcceptEx")
-                for _ in range(_ACCEPT_RETRY_LIMIT):
-                    if self._issue_accept(slot, accept_ex):
-                        return  # completed at once: its event is set, still attached
-                    err = api.WSAGetLastError()
-                    if err == _IO_PENDING:
-                        return
-                    slot.accept_sock.close()
-                    slot.accept_sock = None
-                    if err not in _ACCEPT_RETRY:
-                        break
-            except OSError as exc:
+                exc = self._arm_accept(slot, self._extension(slot.sock, "AcceptEx"))
+            except OSError as exc2:  # WSAIoctl failed
+                exc = exc2
+            except BaseException:
+                self._rescue(slot)
+                raise
+            if exc is not None:
                 self._finish(slot, None, exc)
-                return
+            return
         self._finish(slot, None, self._error(slot, err))
 
     def _accept_address(self, slot: _Slot) -> Any:
@@ -985,10 +1123,8 @@ class WinsockBackend(Backend):
             self._kick_dirty()
         if self._reports:  # left by a poll that a Ctrl-C interrupted after its wait
             self._drain_reports()
-        native = self._native
-        if native.helper_error is not None:
-            code, native.helper_error = native.helper_error, None
-            raise os_error(code, windows=True, what="WSAWaitForMultipleEvents (helper thread)")
+        if self._native.helper_error is not None:
+            self._revive_helpers()
         api = self.api
         wait = api.WSAWaitForMultipleEvents
         if timeout is None:
@@ -1023,15 +1159,16 @@ class WinsockBackend(Backend):
                 self._reap(slot)
 
     def _wait_with_signal_wakeup(self, n: int, handles: Any, ms: int) -> int:
-        try:
-            prev = signal.set_wakeup_fd(self._sig_w.fileno(), warn_on_full_buffer=False)
-        except (ValueError, OSError):  # not the main thread: signals never arrive here
-            return self.api.WSAWaitForMultipleEvents(n, handles, False, ms, False)
-        self._sig_prev = prev
-        try:
-            return self.api.WSAWaitForMultipleEvents(n, handles, False, ms, False)
-        finally:
-            signal.set_wakeup_fd(prev)
+        native = self._native
+        if native.sig_installed is None and threading.current_thread() is threading.main_thread():
+            # Installed once, at the first blocking wait, and kept until close(): no
+            # call per wait. (Off the main thread no signal arrives here: nothing to do.)
+            try:
+                native.sig_prev = signal.set_wakeup_fd(self._sig_w.fileno(), warn_on_full_buffer=False)
+                native.sig_installed = self._sig_w
+            except (ValueError, OSError):
+                pass
+        return self.api.WSAWaitForMultipleEvents(n, handles, False, ms, False)
 
     def wakeup(self) -> None:
         self._native.wakeup()
@@ -1064,8 +1201,9 @@ class WinsockBackend(Backend):
                 self._complete(op, None, OperationCancelled("proactor closed"))
         # 4. sockets, then every event and slot the kernel is done with
         self._sig_slot = None
+        native.uninstall_wakeup_fd()
         for s in (self._sig_r, self._sig_w):
-            if s is not None:
+            if s is not None and s is not native.sig_installed:
                 s.close()
         native.release()
         self._by_sock.clear()

@@ -327,6 +327,61 @@ class StandIn:
         # the static mswsock exports (the backend should use the WSAIoctl pointers)
         self.AcceptEx = self._cb_accept
         self.GetAcceptExSockaddrs = self._cb_sockaddrs
+        # fault injection: see inject()
+        self._owner = threading.get_ident()
+        self._fault: Optional[tuple] = None
+        self._deferred: Optional[BaseException] = None
+        self.calls = 0  # calls counted since inject()
+        for name in sorted({n for names in C.DLLS.values() for n in names}):
+            fn = getattr(type(self), name, None)
+            if callable(fn):
+                setattr(self, name, self._counted(name, getattr(self, name)))
+
+    # -- fault injection -----------------------------------------------------------
+    def inject(self, n: Optional[int], exc: Any = None, only: Optional[str] = None) -> None:
+        """Raise ``exc`` (a class) at the return of the ``n``-th API call the backend
+        makes from the thread that made this stand-in, counting from now; ``n=None``
+        only counts (``self.calls``); ``only`` counts the calls of that function
+        alone; :meth:`stop_injecting` ends it. The call itself has
+        happened (an op it started is in the kernel); only its result is lost, as
+        when a KeyboardInterrupt lands right after a cffi call returns. An
+        extension function is a C pointer, and an exception cannot cross back
+        through C: for those the fault is raised at the entry of the backend's
+        next API call on that thread instead."""
+        self.calls = 0
+        self._deferred = None
+        self._fault = (n, exc, only)
+
+    def stop_injecting(self) -> None:
+        self._fault = None
+        self._deferred = None
+
+    def _hit(self, name: str) -> Optional[BaseException]:
+        """Count one call; the exception to raise at its return, if this is the one."""
+        fault = self._fault
+        if fault is None or threading.get_ident() != self._owner or fault[2] not in (None, name):
+            return None
+        self.calls += 1
+        if self.calls == fault[0]:
+            return fault[1]()
+        return None
+
+    def _counted(self, name: str, fn: Any) -> Any:
+        def call(*args: Any) -> Any:
+            if self._deferred is not None and threading.get_ident() == self._owner:
+                exc, self._deferred = self._deferred, None
+                raise exc
+            result = fn(*args)
+            exc = self._hit(name)
+            if exc is not None:
+                raise exc
+            return result
+        return call
+
+    def _counted_callback(self, name: str) -> None:
+        exc = self._hit(name)
+        if exc is not None:
+            self._deferred = exc
 
     # -- bookkeeping ---------------------------------------------------------------
     @property
@@ -447,7 +502,7 @@ class StandIn:
         self._set_err(997)
         return -1
 
-    def _complete(self, k: _KOp, err: int, n: int, closed: bool = False, signal: bool = True) -> None:
+    def _complete(self, k: _KOp, err: int, n: int, closed: bool = False) -> None:
         if self._pending.pop(k.ovkey, None) is not None:
             k.ev.busy -= 1
         k.done = True
@@ -460,8 +515,7 @@ class StandIn:
             ov.Internal = 0 if not err else (_WINE_CLOSED_STATUS if closed and self.wine_close
                                              else _NTSTATUS.get(err, 0xC0000001))
         del hold
-        if signal:
-            self._signal(k.ev)
+        self._signal(k.ev)
 
     def _abort(self, k: _KOp, err: int, closed: bool = False) -> None:
         """Cancel or close-abort ``k``: it leaves its queue now (nothing more is
@@ -929,8 +983,8 @@ class StandIn:
                 res = perform(k)
                 if res is not None:
                     err, n = res
-                    if err:  # failed at once: no completion will be signalled
-                        self._complete(k, err, 0, signal=False)
+                    if err:  # failed at once: neither the OVERLAPPED nor the event is touched
+                        k.done, k.err = True, err
                         self._set_err(err)
                         return -1
                     self._complete(k, 0, n)
@@ -1085,6 +1139,7 @@ class StandIn:
     # -- the extension functions (C callbacks) ------------------------------------------------
     def _accept_ex(self, listen_s: int, accept_s: int, buf: Any, recvlen: int, locallen: int, remotelen: int,
                    nrecvd: Any, ov: Any) -> int:
+        self._counted_callback("AcceptEx")
         with self._lock:
             lks, aks = self._sock(listen_s), self._sock(accept_s)
             if lks is None or aks is None:
@@ -1140,6 +1195,7 @@ class StandIn:
 
     def _connect_ex(self, s: int, name: Any, namelen: int, sendbuf: Any, sendlen: int, nsent: Any,
                     ov: Any) -> int:
+        self._counted_callback("ConnectEx")
         with self._lock:
             ks = self._sock(s)
             if ks is None:
@@ -1177,6 +1233,7 @@ class StandIn:
 
     def _get_sockaddrs(self, buf: Any, recvlen: int, locallen: int, remotelen: int, local: Any, local_len: Any,
                        remote: Any, remote_len: Any) -> None:
+        self._counted_callback("GetAcceptExSockaddrs")
         ffi = self.ffi
         base = ffi.cast("char *", buf) + recvlen
         local[0] = ffi.cast("struct sockaddr *", base)

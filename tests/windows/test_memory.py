@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
+import socket
 import subprocess
 import sys
-import socket
+import threading
 import time
+from collections import Counter
 
 import pytest
 
 from overlapio import Proactor
+from overlapio.backends import _winsock_cdef as C
+from overlapio.backends import winsock_events
 
 from standin import StandInWinsockBackend, WineCloseStandInBackend
-from test_standin import collect, socketpairs, standin
+from test_standin import G0_OPS, collect, settle, socketpairs, standin
 
 
 def pump(px, cond, limit=10.0):
@@ -128,3 +133,180 @@ def test_interpreter_exit_without_close_leaves_nothing_in_the_kernel():
     out = subprocess.run([sys.executable, "-c", _AT_EXIT, here], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "pending in the kernel at exit: 0 violations: []" in out.stdout, out.stdout + out.stderr
+
+
+# -- an exception between the overlapped call and the op's registration --------------------
+def count_completions(px):
+    """{id(op): times completed} for every op, and the list of ops the backend was
+    given (also those whose submit call raised before returning the op)."""
+    backend = px._backend
+    done, given = Counter(), []
+    complete = backend._complete
+
+    def counting(op, value, error):
+        done[id(op)] += 1
+        complete(op, value, error)
+
+    backend._complete = counting
+    for name in ("accept", "recv", "send"):
+        def record(op, _real=getattr(backend, name)):
+            given.append(op)
+            return _real(op)
+        setattr(backend, name, record)
+
+    def record_connect(op, address, _real=backend.connect):
+        given.append(op)
+        return _real(op, address)
+
+    backend.connect = record_connect
+    return done, given
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, MemoryError])
+@pytest.mark.parametrize("call", ["WSARecv", "WSAGetLastError"])
+def test_an_exception_at_the_overlapped_calls_return_does_not_orphan_the_op(call, exc):
+    """The recv is in the kernel when the exception surfaces: close() must still
+    cancel it, wait for the kernel, and complete it once."""
+    p = Proactor(backend=StandInWinsockBackend)
+    api = standin(p)
+    done, given = count_completions(p)
+    a, b = socketpairs(1)[0]
+    try:
+        api.inject(1, exc, only=call)
+        with pytest.raises(exc):
+            p.recv(a, bytearray(10))
+        api.stop_injecting()
+        p.close()
+        assert [done[id(op)] for op in given] == [1], "the op did not complete exactly once"
+        assert given[0].cancelled
+        assert api.leaks == []
+    finally:
+        p.close()
+        a.close()
+        b.close()
+
+
+# -- the helper groups: a lost report, a dead helper ----------------------------------------
+def test_an_exception_while_draining_a_helper_report_loses_no_completion():
+    p = Proactor(backend=StandInWinsockBackend)
+    api = standin(p)
+    pairs = socketpairs(G0_OPS + 5)
+    try:
+        ops = [p.recv(a, bytearray(4)) for a, _ in pairs]
+        helped = ops[G0_OPS:]
+        assert all(op._bk.group is not p._backend._g0 for op in helped)
+        for _, b in pairs[G0_OPS:]:
+            b.send(b"hi")
+        settle(api, pending=1 + G0_OPS)
+        api.inject(1, KeyboardInterrupt, only="WSAGetOverlappedResult")
+        with pytest.raises(KeyboardInterrupt):
+            while True:
+                p.wait()
+        api.stop_injecting()
+        got = [op for op in collect(p, [op for op in helped if not op.done])]
+        assert all(op.result == 2 for op in helped), got
+    finally:
+        p.close()
+        for a, b in pairs:
+            a.close()
+            b.close()
+
+
+def test_a_helper_thread_that_dies_is_reported_and_its_group_keeps_working():
+    p = Proactor(backend=StandInWinsockBackend)
+    api = standin(p)
+    pairs = socketpairs(G0_OPS + 2)
+    real_wait = api.WSAWaitForMultipleEvents
+    died = []
+
+    def wait(*args):
+        if threading.current_thread().name.startswith("overlapio-wait-") and not died:
+            died.append(1)
+            raise MemoryError("in a helper thread")
+        return real_wait(*args)
+
+    try:
+        api.WSAWaitForMultipleEvents = wait
+        ops = [p.recv(a, bytearray(4)) for a, _ in pairs[:G0_OPS + 1]]  # the last one starts a helper
+        with pytest.raises(MemoryError):
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                p.wait(0.05)
+        ops.append(p.recv(pairs[-1][0], bytearray(4)))  # lands in the helper group
+        for _, b in pairs:
+            b.send(b"ok")
+        collect(p, ops)
+        assert all(op.result == 2 for op in ops)
+    finally:
+        p.close()
+        for a, b in pairs:
+            a.close()
+            b.close()
+
+
+# -- accept, cancelled while its client reset ------------------------------------------------
+def test_a_cancelled_accept_whose_client_reset_completes_cancelled():
+    p = Proactor(backend=StandInWinsockBackend)
+    api = standin(p)
+    listener = p.listen(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    try:
+        time.sleep(0.05)
+        api.fail_next_accepts[:] = [C.WSAECONNRESET]
+        acc = p.accept(listener)  # fails in the kernel at once (its event is set)
+        assert p.cancel(acc)  # too late to cancel: its real outcome is a reset client
+        collect(p, [acc])
+        assert acc.cancelled, acc.exception
+    finally:
+        p.close()
+        client.close()
+
+
+# -- sends larger than one WSABUF ------------------------------------------------------------
+def test_a_send_larger_than_one_wsabuf_is_one_wsasend(monkeypatch):
+    monkeypatch.setattr(winsock_events, "_MAX_CHUNK", 1000)  # a WSABUF's limit, scaled down
+    p = Proactor(backend=StandInWinsockBackend)
+    a, b = socketpairs(1)[0]
+    got = bytearray()
+    try:
+        data = os.urandom(5500)
+        ops = [p.send(a, data), p.send(a, b"tail")]
+        collect(p, ops)
+        assert [op.result for op in ops] == [5500, 4], [op.exception for op in ops]
+        b.settimeout(5)
+        while len(got) < 5504:
+            got += b.recv(65536)
+        assert bytes(got) == data + b"tail"
+    finally:
+        p.close()
+        a.close()
+        b.close()
+
+
+# -- the signal wakeup fd --------------------------------------------------------------------
+def test_blocking_waits_do_not_reinstall_the_wakeup_fd(monkeypatch):
+    calls = []
+    real = signal.set_wakeup_fd
+
+    def spy(*args, **kwargs):
+        calls.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(signal, "set_wakeup_fd", spy)
+
+    def twenty_blocking_waits():
+        p = Proactor(backend=StandInWinsockBackend)
+        try:
+            for _ in range(20):
+                p.sleep(0.001)
+                p.wait()
+        finally:
+            p.close()
+
+    twenty_blocking_waits()
+    assert len(calls) <= 2, f"set_wakeup_fd called {len(calls)} times for 20 waits"
+    calls.clear()
+    t = threading.Thread(target=twenty_blocking_waits)
+    t.start()
+    t.join()
+    assert calls == [], "set_wakeup_fd called off the main thread (where it raises)"
