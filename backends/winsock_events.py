@@ -512,11 +512,15 @@ class WinsockBackend(Backend):
         fail is done here, before the overlapped call, so that registering the op
         after the call cannot fail."""
         g0 = self._g0
-        while self._open and self._open[-1].dead:
-            self._open.pop()
-        if len(g0.slots) >= g0.cap and not self._open:
-            self._new_helper()
-        slot = self._pool.pop() if self._pool else self._make_slot()
+        try:
+            while self._open and self._open[-1].dead:
+                self._open.pop()
+            if len(g0.slots) >= g0.cap and not self._open:
+                self._new_helper()
+            slot = self._pool.pop() if self._pool else self._make_slot()
+        except BaseException:
+            self._not_started(op)
+            raise
         ov = slot.ov
         ov.InternalHigh = 0
         ov.Offset = 0
@@ -562,6 +566,11 @@ class WinsockBackend(Backend):
         the thread's last error) -- or else the call failed and started nothing."""
         return slot.issued and (slot.ov.Internal != _STATUS_PENDING or self.api.WSAGetLastError() == _IO_PENDING)
 
+    def _not_started(self, op: Op) -> None:
+        """An exception escaped before ``op`` had a slot: the op was given to us,
+        so it still completes exactly once."""
+        self._complete(op, None, OperationCancelled("interrupted before it started"))
+
     def _rescue(self, slot: _Slot) -> None:
         """An exception (a KeyboardInterrupt landing as the call returns, a
         MemoryError ...) escaped between taking ``slot`` and registering its op.
@@ -573,7 +582,9 @@ class WinsockBackend(Backend):
         if self._in_kernel(slot):
             self._register(slot)
         else:
-            self._finish(slot, None, OperationCancelled("interrupted before it started"))
+            op = slot.op
+            self._release(slot)
+            self._not_started(op)
 
     def _attach(self, slot: _Slot) -> None:
         g = self._g0
@@ -857,6 +868,9 @@ class WinsockBackend(Backend):
         except OSError as exc:
             self._complete(op, None, exc)
             return
+        except BaseException:
+            self._not_started(op)
+            raise
         slot = self._slot(op, op.sock, _ACCEPT)
         try:
             if slot.addrbuf is None:
@@ -901,6 +915,9 @@ class WinsockBackend(Backend):
         except OSError as exc:
             self._complete(op, None, exc)
             return
+        except BaseException:
+            self._not_started(op)
+            raise
         slot = self._slot(op, sock, _CONNECT)
         slot.sa = sa
         try:

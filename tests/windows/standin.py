@@ -123,6 +123,8 @@ _ERRNO_TO_WSA = {
     errno.EAFNOSUPPORT: 10047, errno.ESHUTDOWN: 10058,
 }
 _READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+#: calls whose only record of what they made is their return value (see inject())
+_CREATES_HANDLE = {"WSACreateEvent", "CreateEventW", "WSASocketW"}
 
 
 def wsa_code(eno: int) -> int:
@@ -344,7 +346,9 @@ class StandIn:
         only counts (``self.calls``); ``only`` counts the calls of that function
         alone; :meth:`stop_injecting` ends it. The call itself has
         happened (an op it started is in the kernel); only its result is lost, as
-        when a KeyboardInterrupt lands right after a cffi call returns. An
+        when a KeyboardInterrupt lands right after a cffi call returns. A call
+        that creates a handle fails instead (raises before it runs): a handle
+        whose value was lost could be closed by no code at all. An
         extension function is a C pointer, and an exception cannot cross back
         through C: for those the fault is raised at the entry of the backend's
         next API call on that thread instead."""
@@ -367,10 +371,17 @@ class StandIn:
         return None
 
     def _counted(self, name: str, fn: Any) -> Any:
+        creates = name in _CREATES_HANDLE
+
         def call(*args: Any) -> Any:
             if self._deferred is not None and threading.get_ident() == self._owner:
                 exc, self._deferred = self._deferred, None
                 raise exc
+            if creates:  # a handle lost at the return could be closed by nobody: fail instead
+                exc = self._hit(name)
+                if exc is not None:
+                    raise exc
+                return fn(*args)
             result = fn(*args)
             exc = self._hit(name)
             if exc is not None:
