@@ -221,7 +221,7 @@ def _load_windows_api() -> types.SimpleNamespace:
 class _Slot:
     """One op's native state (pooled; see the module doc for the lifetime rule)."""
 
-    __slots__ = ("ev", "key", "ov", "wsabuf", "out", "op", "kind", "sock", "handle", "pin", "total",
+    __slots__ = ("ev", "key", "ov", "wsabuf", "out", "n", "kind", "sock", "handle", "pin", "total",
                  "sent", "accept_sock", "addrbuf", "sa", "closing", "cancelled", "group", "idx", "issued", "bufs")
 
     def __init__(self, ffi: Any, ev: Any) -> None:
@@ -231,7 +231,7 @@ class _Slot:
         self.ov.hEvent = ev
         self.wsabuf = ffi.new("WSABUF *")
         self.out = ffi.new("DWORD[2]")  # [bytes transferred, flags]
-        self.op: Optional[Op] = None
+        self.n = 0  # its index in the backend's _slot_ops (a slot never refers to its op, see _Native)
         self.kind: Any = None
         self.sock: Optional[socket.socket] = None
         self.handle = 0
@@ -380,18 +380,19 @@ class _Native:
         """Free what the kernel is done with; a slot it still has (should not
         happen after settle()) goes to the graveyard with its event, for the life
         of the process."""
-        self.released = True
         keep = set()
         for slot in self.slots:
             if slot.ov.Internal == _STATUS_PENDING:
                 _GRAVEYARD.append(slot)
                 keep.add(slot.key)
-        for ev in self.events:
+        events = self.events
+        while events:
+            ev = events.pop()
             if int(self.ffi.cast("uintptr_t", ev)) not in keep:
                 self.api.WSACloseEvent(ev)
-        self.events.clear()
         self.slots.clear()
         self.helpers.clear()
+        self.released = True
 
     def uninstall_wakeup_fd(self) -> None:
         """Put back the wakeup fd ours replaced. Only the main thread can: anywhere
@@ -474,6 +475,9 @@ class WinsockBackend(Backend):
         self.events_created = 0  # event objects made (pool + wake + signal + controls)
         self._events = native.events
         self._slots = native.slots
+        # slot.n -> the op it carries: kept here, not on the slot, because the slots
+        # outlive a dropped backend (in _Native) and an op refers to its Proactor
+        self._slot_ops: list[Optional[Op]] = []
         self._by_key: dict[int, _Slot] = {}  # event handle value -> its slot
         self._by_sock: dict[socket.socket, list[_Slot]] = {}
         self._helpers = native.helpers
@@ -503,6 +507,8 @@ class WinsockBackend(Backend):
 
     def _make_slot(self) -> _Slot:
         slot = _Slot(self.ffi, self._new_event())
+        slot.n = len(self._slot_ops)
+        self._slot_ops.append(None)
         self._slots.append(slot)
         self._by_key[slot.key] = slot
         return slot
@@ -525,7 +531,7 @@ class WinsockBackend(Backend):
         ov.InternalHigh = 0
         ov.Offset = 0
         ov.OffsetHigh = 0
-        slot.op = op
+        self._slot_ops[slot.n] = op
         slot.kind = kind
         slot.sock = sock
         slot.handle = sock.fileno()
@@ -577,12 +583,12 @@ class WinsockBackend(Backend):
         If the kernel may have the op, register it: it completes as usual, or
         close() cancels it and waits. If not, finish it now. Either way it
         completes exactly once and its memory outlives the kernel's use of it."""
-        if slot.op is None:
+        if self._slot_ops[slot.n] is None:
             return  # finished already
         if self._in_kernel(slot):
             self._register(slot)
         else:
-            op = slot.op
+            op = self._slot_ops[slot.n]
             self._release(slot)
             self._not_started(op)
 
@@ -646,15 +652,18 @@ class WinsockBackend(Backend):
         if slot.accept_sock is not None:  # an accept socket nobody was given
             slot.accept_sock.close()
             slot.accept_sock = None
-        if slot.op is not None:
-            slot.op._bk = None
-        slot.op = slot.sock = slot.pin = slot.sa = slot.bufs = None
+        ops = self._slot_ops
+        op = ops[slot.n]
+        if op is not None:
+            op._bk = None
+            ops[slot.n] = None
+        slot.sock = slot.pin = slot.sa = slot.bufs = None
         slot.closing = slot.cancelled = slot.issued = False
         slot.ov.Internal = 0  # pooled: not the kernel's (an op that never started left it pending)
         self._pool.append(slot)
 
     def _finish(self, slot: _Slot, value: Any, error: Optional[BaseException]) -> None:
-        op = slot.op
+        op = self._slot_ops[slot.n]
         self._release(slot)
         self._complete(op, value, error)
 
@@ -710,7 +719,7 @@ class WinsockBackend(Backend):
                 if not g.stopping:
                     for key in keys:
                         slot = by_key.get(key)
-                        if slot is not None and slot.group is g and slot.op is not None:
+                        if slot is not None and slot.group is g and self._slot_ops[slot.n] is not None:
                             self._reap(slot)
             finally:
                 # Also when a reap raised: the helper takes a fresh snapshot and reports
@@ -933,7 +942,7 @@ class WinsockBackend(Backend):
 
     def cancel(self, op: Op) -> None:
         slot = op._bk
-        if not isinstance(slot, _Slot) or slot.op is not op or slot.cancelled:
+        if not isinstance(slot, _Slot) or self._slot_ops[slot.n] is not op or slot.cancelled:
             return
         slot.cancelled = True
         # FALSE/ERROR_NOT_FOUND: it finished already; its event is (or will be) set and
@@ -951,7 +960,7 @@ class WinsockBackend(Backend):
             # OVERLAPPED on a reused handle value finds nothing there.)
             self._native.settle(slots)
             for slot in slots:
-                if slot.op is not None:
+                if self._slot_ops[slot.n] is not None:
                     self._reap(slot)  # a slot that did not finish yet stays in flight (closing)
         sock.close()
 
@@ -975,7 +984,7 @@ class WinsockBackend(Backend):
                 for other in list(mine):
                     if other is slot:
                         break
-                    if other.kind is kind and other.op is not None:
+                    if other.kind is kind and self._slot_ops[other.n] is not None:
                         self._reap(other)
         out = slot.out
         if api.WSAGetOverlappedResult(slot.handle, slot.ov, out, False, out + 1):
@@ -984,7 +993,7 @@ class WinsockBackend(Backend):
         else:
             err = api.WSAGetLastError()
             n = slot.ov.InternalHigh
-        op = slot.op
+        op = self._slot_ops[slot.n]
         if kind is _RECV:
             if err:
                 self._finish(slot, None, self._error(slot, err))
@@ -1192,10 +1201,12 @@ class WinsockBackend(Backend):
 
     # -- closing -----------------------------------------------------------------------
     def close(self) -> None:
+        # Every step may run again: a close() that an exception cut short is finished
+        # by the next one.
         native = self._native
+        if native.released:
+            return
         with native.lock:
-            if native.closed:
-                return
             native.closed = True
         # 1. stop every helper: nobody may wait on an event we close below
         native.stop_helpers()
@@ -1208,12 +1219,12 @@ class WinsockBackend(Backend):
         native.settle(flying + ([sig] if sig is not None else []))
         # 3. complete them: a recv/send that had finished keeps its real result
         for slot in flying:
-            op = slot.op
+            op = self._slot_ops[slot.n]
             if op is None:
                 continue
             self._reap(slot)
-            if slot.op is op:  # the kernel never finished it: release() keeps its memory
-                slot.op = None
+            if self._slot_ops[slot.n] is op:  # the kernel never finished it: release() keeps its memory
+                self._slot_ops[slot.n] = None
                 op._bk = None
                 self._complete(op, None, OperationCancelled("proactor closed"))
         # 4. sockets, then every event and slot the kernel is done with

@@ -645,6 +645,14 @@ class StandIn:
             os.close(self._wake_r)
             os.close(self._wake_w)
             self._thread = None
+        # The C callbacks and the counting wrappers refer back to this object through
+        # objects the garbage collector cannot traverse (cffi callbacks): drop them,
+        # or every stand-in would stay in memory. Nothing may call them any more.
+        for name in [n for n, v in vars(self).items() if getattr(v, "__name__", "") == "call"]:
+            delattr(self, name)
+        self._cb_accept = self._cb_connect = self._cb_sockaddrs = None
+        self._extensions.clear()
+        self.AcceptEx = self.GetAcceptExSockaddrs = None
 
     # -- performing ops -----------------------------------------------------------------
     def _perform_recv(self, k: _KOp) -> Optional[tuple]:
