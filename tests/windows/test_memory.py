@@ -65,7 +65,7 @@ def test_a_closed_handle_does_not_release_a_pending_op(cls):
 
 
 # -- a backend dropped without close() ------------------------------------------------------
-def _drop(how, a, started):
+def _drop(how, a, started, extra=()):
     """Leave a Proactor with a recv pending on ``a`` and no close()."""
     if how == "raise":
         def use():
@@ -80,20 +80,26 @@ def _drop(how, a, started):
         p = Proactor(backend=StandInWinsockBackend)
         started.append(standin(p))
         p.recv(a, bytearray(10))
+        if how == "garbage-with-helpers":  # helper threads must not keep it alive
+            for x, _ in extra:
+                p.recv(x, bytearray(10))
+            assert p._backend._helpers
         del p
 
 
-@pytest.mark.parametrize("how", ["garbage", "raise"])
+@pytest.mark.parametrize("how", ["garbage", "garbage-with-helpers", "raise"])
 def test_a_proactor_dropped_without_close_keeps_kernel_memory_valid(how):
     """The recv's buffer and OVERLAPPED die with the backend; the kernel must be
     done with them first (cancel, wait), or data arriving later is written into
     freed memory."""
     a, b = socketpairs(1)[0]
+    extra = socketpairs(G0_OPS + 5)
     started = []
     try:
-        _drop(how, a, started)
+        _drop(how, a, started, extra)
         api = started[0]
         gc.collect()
+        assert not [t for t in threading.enumerate() if t.name.startswith("overlapio-wait-")]
         b.send(b"late data")  # a recv still pending in the kernel would take it now
         time.sleep(0.1)
         api.dispose()
@@ -103,6 +109,9 @@ def test_a_proactor_dropped_without_close_keeps_kernel_memory_valid(how):
     finally:
         a.close()
         b.close()
+        for x, y in extra:
+            x.close()
+            y.close()
 
 
 _AT_EXIT = r"""
