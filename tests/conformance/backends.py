@@ -46,8 +46,9 @@ def _standin(attr: str) -> "Callable[[], type]":
 #: name -> zero-argument callable returning a Backend subclass. See the module doc.
 #: Off Windows the Windows backend's real state machine runs the whole suite over the
 #: scripted Winsock stand-in (tests/windows/standin.py), in its Windows-documented
-#: mode and in Wine's close behaviour; on Windows the real backend runs it instead.
-EXTRA_BACKENDS: "dict[str, Callable[[], type]]" = {} if sys.platform == "win32" else {
+#: mode and in Wine's close behaviour (on Linux: it plays Winsock over Linux sockets);
+#: on Windows the real backend runs it instead.
+EXTRA_BACKENDS: "dict[str, Callable[[], type]]" = {} if not sys.platform.startswith("linux") else {
     "winsock-standin": _standin("StandInWinsockBackend"),
     "winsock-standin-wineclose": _standin("WineCloseStandInBackend"),
 }

@@ -51,3 +51,25 @@ def backend(request, backend_name):
 def px(backend):
     with open_proactor(backend) as proactor:
         yield proactor
+
+
+def pytest_runtest_makereport(item, call):
+    """``OVERLAPIO_REQUIRE_BACKEND=NAME`` (set by the Windows CI job): a test of
+    that backend that is skipped -- the backend unavailable, a check skipped --
+    fails instead, so that CI cannot pass without running the suite on it."""
+    import os
+
+    name = os.environ.get("OVERLAPIO_REQUIRE_BACKEND")
+    if not name or call.when != "setup" or call.excinfo is None:
+        return None
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or callspec.params.get("backend_name") != name:
+        return None
+    if call.excinfo.errisinstance(pytest.skip.Exception):
+        from _pytest.reports import TestReport
+
+        report = TestReport.from_item_and_call(item, call)
+        report.outcome = "failed"
+        report.longrepr = f"{name} is required here but this test was skipped: {call.excinfo.value}"
+        return report
+    return None

@@ -45,12 +45,34 @@ def fd_snapshot() -> Optional[set]:
     return out
 
 
+def handle_count() -> Optional[int]:
+    """Windows: this process's open handles (``GetProcessHandleCount``: sockets,
+    events, threads ...), the leak check where there is no /proc/self/fd.
+    None elsewhere."""
+    if sys.platform != "win32":
+        return None
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.GetCurrentProcess.restype = wintypes.HANDLE
+    count = wintypes.DWORD()
+    if not kernel32.GetProcessHandleCount(kernel32.GetCurrentProcess(), ctypes.byref(count)):
+        raise ctypes.WinError(ctypes.get_last_error())
+    return count.value
+
+
+_handles_warm = False  # the first Proactor loads Winsock's providers: handles it keeps for good
+
+
 @contextlib.contextmanager
 def open_proactor(backend: Any):
     """A Proactor on ``backend`` (a name or a Backend subclass). On leaving it is
-    closed, then no descriptor opened meanwhile may still be open."""
+    closed, then no descriptor opened meanwhile may still be open (on Windows: no
+    more handles open than before)."""
+    global _handles_warm
     gc.collect()
-    before = fd_snapshot()
+    before, handles = fd_snapshot(), handle_count()
     px = Proactor(backend=backend)
     try:
         yield px
@@ -61,6 +83,11 @@ def open_proactor(backend: Any):
     if before is not None and after is not None:
         leaked = sorted(after - before)
         assert not leaked, f"descriptors still open after Proactor.close(): {leaked}"
+    if handles is not None:
+        grown = handle_count() - handles
+        if _handles_warm:
+            assert grown <= 0, f"{grown} handle(s) still open after Proactor.close()"
+        _handles_warm = True
 
 
 # -- completions -------------------------------------------------------------------

@@ -36,6 +36,7 @@ import functools
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +45,9 @@ import cffi
 from cffi import model
 from pycparser import c_ast, c_generator
 
-GCC = "x86_64-w64-mingw32-gcc"
-NM = "x86_64-w64-mingw32-nm"
+# On Windows mingw-w64's own gcc/nm (MSYS2's mingw64) are native; elsewhere the cross tools.
+GCC = "gcc" if sys.platform == "win32" else "x86_64-w64-mingw32-gcc"
+NM = "nm" if sys.platform == "win32" else "x86_64-w64-mingw32-nm"
 HEADERS = ("winsock2.h", "ws2tcpip.h", "mswsock.h", "windows.h")
 INSTALL_HINT = ("needs the mingw-w64 cross compiler and Wine: "
                 "apt-get install gcc-mingw-w64-x86-64 wine64 wine")

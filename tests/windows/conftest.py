@@ -19,6 +19,9 @@ def wine():
     reason = winetools.missing()
     if reason:
         pytest.skip(reason)
+    if winetools.NATIVE:  # on Windows the programs run as they are
+        yield dict(os.environ)
+        return
     prefix = winetools.prefix_dir()
     env = winetools.wine_env(prefix)
     if os.environ.get("OVERLAPIO_REQUIRE_FRESH_WINEPREFIX") == "1" and prefix.exists():

@@ -10,6 +10,7 @@ without the overlapio package being importable.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -56,7 +57,8 @@ def test_make_ffi_gives_win64_layouts_on_this_host():
     assert ffi.alignof("struct in6_addr") == 2
     guid = ffi.new("GUID *", cdefmod.WSAID_CONNECTEX.as_init())
     assert bytes(ffi.buffer(guid)) == cdefmod.WSAID_CONNECTEX.bytes_le
-    lib = ffi.dlopen(None)   # constants are reachable from any opened lib
+    # constants are reachable from any opened lib (cffi refuses dlopen(None) on Windows)
+    lib = ffi.dlopen("kernel32.dll" if sys.platform == "win32" else None)
     assert lib.WSA_IO_PENDING == 997 and lib.INVALID_SOCKET == 2**64 - 1
 
 

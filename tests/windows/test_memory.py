@@ -24,6 +24,10 @@ from overlapio.backends import winsock_events
 from standin import StandInWinsockBackend, WineCloseStandInBackend
 from test_standin import G0_OPS, collect, settle, socketpairs, standin
 
+#: the stand-in plays Winsock over Linux sockets (/proc/self/fd, os.readv, select.poll)
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="Linux only: the Winsock stand-in runs over Linux sockets")
+
 
 def pump(px, cond, limit=10.0):
     deadline = time.monotonic() + limit

@@ -21,6 +21,7 @@ import os
 import random
 import signal
 import socket
+import sys
 import threading
 import time
 
@@ -31,6 +32,10 @@ from overlapio import Proactor
 from overlapio.backends.winsock_events import WinsockBackend
 
 from standin import StandInWinsockBackend, WineCloseStandInBackend
+
+#: the stand-in plays Winsock over Linux sockets (/proc/self/fd, os.readv, select.poll)
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="Linux only: the Winsock stand-in runs over Linux sockets")
 
 LIMIT = 20.0
 G0_OPS = 62  # group 0: wake event + signal-wakeup recv + 62 op events

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -39,11 +40,17 @@ def wineserver_binary() -> str | None:
     return None
 
 
+#: on Windows the contract programs run natively: no Wine, no prefix
+NATIVE = sys.platform == "win32"
+
+
 def missing() -> str | None:
     """None when mingw-w64 and Wine are both usable, else a skip reason."""
     what = []
     if shutil.which(GCC) is None:
         what.append(GCC)
+    if NATIVE:
+        return "%s not found (mingw-w64's gcc, e.g. MSYS2 mingw64)" % GCC if what else None
     if wine_binary() is None:
         what.append("wine64")
     if wineserver_binary() is None:
@@ -129,4 +136,5 @@ def build(source: Path, out: Path) -> subprocess.CompletedProcess:
 
 
 def run(exe: Path, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
-    return _run_to_files([wine_binary(), str(exe)], env, timeout, cwd=str(exe.parent))
+    argv = [str(exe)] if NATIVE else [wine_binary(), str(exe)]
+    return _run_to_files(argv, env, timeout, cwd=str(exe.parent))
