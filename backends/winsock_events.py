@@ -10,7 +10,7 @@ signalled. We learn that from ``WSAWaitForMultipleEvents`` and read the outcome
 with ``WSAGetOverlappedResult``. There is exactly one way an op finishes here: *its
 event is seen signalled, and WSAGetOverlappedResult says it is done*. An op that
 completed inside the call that started it (the call returned 0 / TRUE) also
-signals its event (pinned in WINSOCK_FACTS.md, ``recv_immediate_signals_event``),
+signals its event (the contract fact ``recv_immediate_signals_event``),
 so it goes through the very same path and can never complete twice. A call that
 fails with anything but WSA_IO_PENDING started nothing and signals nothing: that
 op is completed with the error at once.
@@ -35,6 +35,17 @@ its data keeps it, so a cancel never loses bytes). Slots, and their event
 objects, are pooled: after warm-up no event is created per op. If an op never
 finishes even after close() cancelled it (should not happen), its slot is parked
 forever in ``_GRAVEYARD`` rather than freed under the kernel's feet.
+
+Every slot and event lives in a :class:`_Native`, shared by the backend, its
+helper threads and a ``weakref.finalize`` on the backend -- never referring to the
+backend, and a slot never refers to its op (an op refers to its Proactor): a
+backend dropped without close() is collected, and the finalizer (also run at
+interpreter exit) cancels what the kernel still has and waits for it, as CPython's
+``Overlapped_dealloc`` does. Room in a group is made before each overlapped call,
+and every call sits in a ``try`` whose handler, :meth:`WinsockBackend._rescue`,
+registers the op if an exception (a KeyboardInterrupt at the call's return) took
+the call's result while the kernel may have the op. docs/design.md has the table
+of who keeps the memory alive on each path.
 
 Past 64 events: the Proactor thread plus helper threads
 -------------------------------------------------------
@@ -108,10 +119,12 @@ that a direct ``sock.send`` by the user can never block the loop thread;
 overlapped calls do not depend on that mode (asyncio's proactor runs them on
 non-blocking sockets too). Ops use ``sock.fileno()`` as the SOCKET.
 
-Closing a socket: ``close_socket`` calls ``CancelIoEx(sock, NULL)`` (all of the
-socket's pending ops), waits -- bounded, cancellation takes microseconds -- until
-each of their events is signalled, reaps them (cancelled, or their real result
-if they had finished) and only then closes the socket. Closing with nothing
+Closing a socket: ``close_socket`` cancels each of the socket's ops the kernel
+still has (``CancelIoEx`` per OVERLAPPED: on a closed and reused handle value it
+finds nothing), waits until each OVERLAPPED says done -- cancellation takes
+microseconds; the bound is only for a kernel that never completes -- reaps them
+(cancelled, or their real result if they had finished) and only then closes the
+socket. Closing with nothing
 pending gives the peer an orderly FIN (closing with a recv pending can send a
 reset: libuv#3034), and every buffer stays valid until its op was observed. A
 socket closed behind our back (``sock.close()``) makes Windows abort its ops (995;
@@ -119,11 +132,12 @@ Wine says 10038): any error on an op whose socket is closed completes it as
 cancelled.
 
 Closing the backend, in this order: stop and join every helper (so nothing waits
-on an event we are about to close); CancelIoEx every op in flight; wait
-(bounded) until each one's event is signalled; reap them all (cancelled, or the
-real result of a recv/send that had finished); cancel and reap the signal-wakeup
-recv; close the accept sockets nobody was given; close every event (pool, wake,
-signal, control events).
+on an event we are about to close); cancel every op in flight and the
+signal-wakeup recv and wait until each is done (``_Native.settle``); reap them
+all (cancelled, or the real result of a recv/send that had finished); put the
+wakeup fd back; close every event (``_Native.release``: a slot still pending is
+kept, with its event). Each step may run again: a close() cut short by an
+exception is finished by the next one.
 
 Ctrl-C
 ------
@@ -133,15 +147,15 @@ bytecode, so Ctrl-C would wait for the next completion. On Windows the C-level
 handler runs in a console-control thread and writes the signal number to the
 socket set with ``signal.set_wakeup_fd`` (asyncio's ProactorEventLoop relies on
 the same). So: the backend owns a socketpair; an overlapped recv is always
-pending on its read end, with its event in group 0; around each *blocking* wait
-on the main thread we install the write end with ``set_wakeup_fd`` (and put the
-previous one back afterwards, forwarding any signal bytes to it, so another
-library's wakeup fd is not starved). A Ctrl-C completes that recv, the wait
+pending on its read end, with its event in group 0; at the first *blocking* wait
+on the main thread we install the write end with ``set_wakeup_fd`` (once: not a
+call per wait) and close() puts the previous one back; signal bytes are forwarded
+to that previous fd, so another library's wakeup fd is not starved. A Ctrl-C completes that recv, the wait
 returns, and the Python-level handler raises KeyboardInterrupt right after the
 call returns, before any completion is consumed -- the events stay signalled and
 the next poll() sees them. No timed slices: the idle loop stays fully asleep.
 A Proactor run from another thread does not install anything (signals are not
-delivered there anyway).
+delivered there anyway, and set_wakeup_fd would raise).
 
 Error codes: every Winsock/Win32 code goes through
 ``core.errors.os_error(code, windows=True)``; nothing is mapped here.
@@ -149,8 +163,8 @@ Error codes: every Winsock/Win32 code goes through
 Testing: the Win32 API object comes from one place, :meth:`WinsockBackend._load_api`
 (a namespace with ``ffi`` and the functions named in ``_winsock_cdef.DLLS``). The
 tests subclass the backend and override only that factory with a scripted
-stand-in (tests/windows/standin.py) that implements the behaviours pinned in
-WINSOCK_FACTS.md over real Linux sockets.
+stand-in (tests/windows/standin.py) that implements the behaviours the contract
+programs pin (tests/windows/contracts/) over real Linux sockets.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """A scripted stand-in of the cffi Winsock library, for testing the Windows
 backend's logic on Linux. It is a stand-in, not Windows: it behaves exactly as
-the facts pinned in docs/WINSOCK_FACTS.md (measured under Wine) and the contract
-programs in tests/windows/contracts/ say Windows does -- no more.
+the facts the contract programs in tests/windows/contracts/ pin (measured under
+Wine) say Windows does -- no more.
 
 What is real and what is scripted:
 
@@ -25,7 +25,7 @@ What is real and what is scripted:
   recv completing) can end the wait early. That is what makes the Ctrl-C tests
   meaningful here.
 
-Pinned behaviours (WINSOCK_FACTS.md):
+Pinned behaviours (the contract programs):
 
 * WSARecv/WSASend with nothing to do yet: SOCKET_ERROR, 997; the event stays
   unsignalled; WSAGetOverlappedResult(fWait=FALSE) says 996.
