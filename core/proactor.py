@@ -101,6 +101,7 @@ class Proactor:
         self._wake_sent = False
         self._pending = 0  # ops submitted (and posts collected) not yet dispatched
         self._closed = False
+        self._close_done = False  # close() ran to its end (one cut short by Ctrl-C runs again)
         self._stopping = False
         self._polling = False  # inside backend.poll() (a signal handler may post then)
         self._owned: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
@@ -437,7 +438,8 @@ class Proactor:
 
         ``close()``: close the Proactor. Every pending op completes exactly once
         (cancelled) and callbacks are run; sockets the Proactor made are closed;
-        no descriptor is left open. Idempotent.
+        no descriptor is left open. Idempotent; a close() cut short by an exception
+        (Ctrl-C) is finished by the next call.
         """
         if sock is not _NO_SOCK:
             if not isinstance(sock, socket.socket):
@@ -449,7 +451,7 @@ class Proactor:
                 self._backend.close_socket(sock)  # also after a sock.close(): its ops still complete
             return
         with self._lock:
-            if self._closed:
+            if self._close_done:
                 return
             self._closed = True
         try:
@@ -462,6 +464,7 @@ class Proactor:
             self._collect_posts()  # posts made before the close still complete, with their value
             for owned in list(self._owned):
                 owned.close()
+            self._close_done = True
         finally:
             self._dispatch_at_close()
 
