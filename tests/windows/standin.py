@@ -81,7 +81,6 @@ import os
 import random
 import select
 import selectors
-import signal
 import socket
 import stat
 import threading

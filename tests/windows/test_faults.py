@@ -11,7 +11,6 @@ have touched freed memory, and no event, op, socket or thread may be left.
 """
 from __future__ import annotations
 
-import os
 import socket
 import sys
 import time
