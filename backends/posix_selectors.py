@@ -40,7 +40,7 @@ _ACCEPT_RETRY = {errno.ECONNABORTED, errno.EPROTO, errno.ECONNRESET, errno.EPERM
 class _Sock:
     """A socket's queues and what the selector has registered for it."""
 
-    __slots__ = ("sock", "fd", "accepts", "recvs", "sends", "connect", "mask", "dirty")
+    __slots__ = ("sock", "fd", "accepts", "recvs", "sends", "readers", "connect", "mask", "dirty")
 
     def __init__(self, sock: socket.socket, fd: int) -> None:
         self.sock = sock
@@ -48,12 +48,13 @@ class _Sock:
         self.accepts: deque[Op] = deque()
         self.recvs: deque[Op] = deque()
         self.sends: deque[Op] = deque()
+        self.readers: list[Op] = []  # readable ops: all complete on the next read readiness
         self.connect: Optional[Op] = None
         self.mask = 0  # events registered with the selector
         self.dirty = False  # queued in _dirty for an interest update
 
     def wanted(self) -> int:
-        mask = EVENT_READ if (self.recvs or self.accepts) else 0
+        mask = EVENT_READ if (self.recvs or self.accepts or self.readers) else 0
         if self.sends or self.connect is not None:
             mask |= EVENT_WRITE
         return mask
@@ -143,6 +144,11 @@ class SelectorsBackend(Backend):
         if mask != EVENT_READ and mask != _READ_WRITE:  # not watched for reading yet (!= is cheaper than &)
             self._touch(st)
 
+    def readable(self, op: Op) -> None:
+        st = self._socks.get(op.sock) or self._state(op.sock)
+        st.readers.append(op)
+        self._touch(st)
+
     def send(self, op: Op) -> None:
         sock = op.sock
         st = self._socks.get(sock) or self._state(sock)  # (_state's fast path, inlined)
@@ -184,7 +190,7 @@ class SelectorsBackend(Backend):
             return
         # Single-threaded: a queued op is never half-way through a syscall, so
         # removing it loses nothing; data not yet read stays in the socket.
-        for queue in (st.recvs, st.sends, st.accepts):
+        for queue in (st.recvs, st.sends, st.accepts, st.readers):
             try:
                 queue.remove(op)
             except ValueError:
@@ -214,12 +220,13 @@ class SelectorsBackend(Backend):
             except (KeyError, ValueError, OSError):
                 pass
             st.mask = 0
-        pending: list[Op] = [*st.accepts, *st.recvs, *st.sends]
+        pending: list[Op] = [*st.accepts, *st.recvs, *st.sends, *st.readers]
         if st.connect is not None:
             pending.append(st.connect)
         st.accepts.clear()
         st.recvs.clear()
         st.sends.clear()
+        st.readers.clear()
         st.connect = None
         for op in pending:
             op._bk = None
@@ -267,6 +274,13 @@ class SelectorsBackend(Backend):
             # (CPython 3.11 specialises int comparisons, not int &). A stray 0 here
             # costs at most a recv or accept that finds nothing (EAGAIN).
             if events != EVENT_WRITE:
+                if st.readers and events & EVENT_READ:
+                    # Before the recvs, which may take the data: readiness is what they wait for.
+                    readers, st.readers = st.readers, []
+                    for op in readers:
+                        self._complete(op, None, None)
+                    if not st.dirty:
+                        self._touch(st)
                 recvs = st.recvs
                 if recvs:
                     # The queued recvs, in order (inlined: the per-message path).

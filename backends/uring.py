@@ -48,7 +48,7 @@ else:
     from_buffer, unpack = ffi.from_buffer, ffi.unpack
     _uring_recv, _uring_send, _uring_wait = lib.uring_recv, lib.uring_send, lib.uring_wait
 
-_RECV, _SEND, _ACCEPT = OpKind.RECV, OpKind.SEND, OpKind.ACCEPT
+_RECV, _SEND, _ACCEPT, _READABLE = OpKind.RECV, OpKind.SEND, OpKind.ACCEPT, OpKind.READABLE
 _SQ_ENTRIES = 1024
 _CQ_ENTRIES = 16384  # completions the kernel can post between two polls without overflowing
 _MIN_KERNEL = (6, 0)  # MSG_WAITALL sends that report partial progress on error or cancel
@@ -107,7 +107,7 @@ def _probe() -> Optional[str]:
 class _Sock:
     """A socket's queues: the head of ``recvs`` and of ``sends`` is in the kernel."""
 
-    __slots__ = ("sock", "fd", "recvs", "sends", "accepts", "connect", "live")
+    __slots__ = ("sock", "fd", "recvs", "sends", "accepts", "readers", "connect", "live")
 
     def __init__(self, sock: socket.socket, fd: int) -> None:
         self.sock = sock
@@ -115,6 +115,7 @@ class _Sock:
         self.recvs: deque[Op] = deque()
         self.sends: deque[Op] = deque()
         self.accepts: list[Op] = []  # all in the kernel at once
+        self.readers: list[Op] = []  # readable ops (poll requests, no buffer): all in the kernel at once
         self.connect: Optional[Op] = None
         self.live = True  # False once closed: completions start nothing more
 
@@ -275,6 +276,16 @@ class UringBackend(Backend):
         st.accepts.append(op)
         self._start_accept(st, op)
 
+    def readable(self, op: Op) -> None:
+        st = self._state(op.sock)
+        st.readers.append(op)
+        self._start_readable(st, op)
+
+    def _start_readable(self, st: _Sock, op: Op) -> None:
+        ud = self._ud
+        self._ud = ud + 1
+        self._started(op, st, None, ud, lib.uring_poll_in(self._r, st.fd, ud))
+
     def connect(self, op: Op, address: Any) -> None:
         st = self._state(op.sock)
         if st.connect is not None:
@@ -375,7 +386,7 @@ class UringBackend(Backend):
             del self._socks[st.sock]
         if self._by_fd.get(st.fd) is st:
             del self._by_fd[st.fd]
-        in_kernel = [*st.accepts]
+        in_kernel = [*st.accepts, *st.readers]
         for queue in (st.recvs, st.sends):
             if queue:
                 in_kernel.append(queue.popleft())
@@ -478,6 +489,9 @@ class UringBackend(Backend):
         elif kind is _RECV:
             self._unqueue(op, st)
             self._complete(op, None, self._error(op, res, cancelled))
+        elif kind is _READABLE:
+            self._unqueue(op, st)
+            self._complete(op, None, None if res >= 0 else self._error(op, res, cancelled))
         elif kind is _ACCEPT:
             if res >= 0:
                 self._unqueue(op, st)
@@ -519,6 +533,8 @@ class UringBackend(Backend):
                 queue.popleft()
         elif kind is _ACCEPT and op in st.accepts:
             st.accepts.remove(op)
+        elif kind is _READABLE and op in st.readers:
+            st.readers.remove(op)
 
     def _recover(self) -> None:
         """After an exception (Ctrl-C) inside poll(): finish handling what was
@@ -546,6 +562,12 @@ class UringBackend(Backend):
                 elif op._bk not in self._inflight:
                     st.accepts.remove(op)
                     self.accept(op)
+            for op in list(st.readers):
+                if op.done:
+                    st.readers.remove(op)
+                elif op._bk not in self._inflight:
+                    st.readers.remove(op)
+                    self.readable(op)
 
     # -- the rest ----------------------------------------------------------------
     def wakeup(self) -> None:

@@ -34,6 +34,7 @@ int uring_recv(struct uring *r, int fd, void *buf, unsigned len, uint64_t ud);
 int uring_send(struct uring *r, int fd, void *buf, unsigned len, uint64_t ud);
 int uring_accept(struct uring *r, int fd, void *addr, void *addrlen, uint64_t ud);
 int uring_connect(struct uring *r, int fd, void *addr, unsigned addrlen, uint64_t ud);
+int uring_poll_in(struct uring *r, int fd, uint64_t ud);
 int uring_cancel(struct uring *r, uint64_t target);
 int uring_void(struct uring *r, uint64_t ud);
 """
@@ -43,6 +44,7 @@ SOURCE = r"""
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -354,6 +356,21 @@ int uring_connect(struct uring *r, int fd, void *addr, unsigned addrlen, uint64_
     sqe->fd = fd;
     sqe->addr = (uint64_t)(uintptr_t)addr;
     sqe->off = addrlen;
+    sqe->user_data = ud;
+    return 0;
+}
+
+/* A one-shot poll for POLLIN: completes with the ready mask (POLLIN, POLLHUP,
+   POLLERR: data, end of stream or an error) and reads nothing, with no buffer
+   in the kernel. */
+int uring_poll_in(struct uring *r, int fd, uint64_t ud)
+{
+    struct io_uring_sqe *sqe = get_sqe(r);
+    if (!sqe)
+        return -EBUSY;
+    sqe->opcode = IORING_OP_POLL_ADD;
+    sqe->fd = fd;
+    sqe->poll32_events = POLLIN;
     sqe->user_data = ud;
     return 0;
 }

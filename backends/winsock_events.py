@@ -186,7 +186,7 @@ from . import _winsock_cdef as _c
 
 __all__ = ["WinsockBackend"]
 
-_RECV, _SEND, _ACCEPT, _CONNECT = OpKind.RECV, OpKind.SEND, OpKind.ACCEPT, OpKind.CONNECT
+_RECV, _SEND, _ACCEPT, _CONNECT, _READABLE = OpKind.RECV, OpKind.SEND, OpKind.ACCEPT, OpKind.CONNECT, OpKind.READABLE
 _SIGNAL = object()  # the kind of the signal-wakeup recv's slot
 
 _INFINITE = _c.WSA_INFINITE
@@ -485,6 +485,9 @@ class WinsockBackend(Backend):
         # first of all: whatever happens from here on, the kernel's memory is looked after
         self._native = native = _Native(api)
         self._finalizer = weakref.finalize(self, native.abandon)
+        # The WSABUF of every zero-byte receive (readable ops); each slot's pin holds it
+        # too, so it lives as long as a slot the kernel may still use.
+        self._zero = ffi.new("char[1]")
         self._pool: list[_Slot] = []
         self.events_created = 0  # event objects made (pool + wake + signal + controls)
         self._events = native.events
@@ -817,12 +820,27 @@ class WinsockBackend(Backend):
     # Every overlapped call sits in a try whose handler is _rescue(): from the call
     # to the op's registration, an exception must not orphan an op the kernel has.
     def recv(self, op: Op) -> None:
-        slot = self._slot(op, op.sock, _RECV)
+        self._issue_recv(self._slot(op, op.sock, _RECV), op.buf)
+
+    def readable(self, op: Op) -> None:
+        # The zero-byte receive: a 0-byte WSARecv completes (with 0) once data, end
+        # of stream or a reset is there, reads nothing and locks no buffer in the
+        # kernel (tests/windows/contracts/recv.c pins zero_byte_recv_*).
+        self._issue_recv(self._slot(op, op.sock, _READABLE), None)
+
+    def _issue_recv(self, slot: _Slot, buf: Any) -> None:
+        """WSARecv into ``buf``, or a zero-byte one for ``None``: its WSABUF then
+        points at a byte of ours, never written (as libuv's does)."""
         try:
-            pin = slot.pin = self.ffi.from_buffer("char[]", op.buf, require_writable=True)
+            if buf is None:
+                pin = slot.pin = self._zero
+                size = 0
+            else:
+                pin = slot.pin = self.ffi.from_buffer("char[]", buf, require_writable=True)
+                size = min(len(pin), _MAX_CHUNK)
             wb = slot.wsabuf
             wb.buf = pin
-            wb.len = min(len(pin), _MAX_CHUNK)
+            wb.len = size
             slot.out[1] = 0
             self._issuing(slot)
             rc = self.api.WSARecv(slot.handle, wb, 1, self._null, slot.out + 1, slot.ov, self._null)
@@ -1008,7 +1026,9 @@ class WinsockBackend(Backend):
             err = api.WSAGetLastError()
             n = slot.ov.InternalHigh
         op = self._slot_ops[slot.n]
-        if kind is _RECV:
+        if kind is _READABLE:
+            self._finish(slot, None, self._error(slot, err) if err else None)
+        elif kind is _RECV:
             if err:
                 self._finish(slot, None, self._error(slot, err))
             else:

@@ -138,6 +138,15 @@ class Backend:
         count); value: that length. Partial sends are the backend's business."""
         raise NotImplementedError
 
+    def readable(self, op: Op) -> None:
+        """Complete ``op`` (value ``None``) once ``op.sock`` has something to read
+        -- data, end of stream, or an error -- without reading it and without a
+        buffer in the OS (readiness; a 0-byte ``WSARecv``; a poll request). Every
+        such op pending on a socket completes. A backend that does not override
+        this has no readable op: ``Proactor.readable`` then raises
+        ``NotImplementedError`` at once."""
+        raise NotImplementedError
+
     def try_send(self, sock: socket.socket, data: Any) -> int:
         """Send what ``sock`` takes now, without waiting; return the byte count (0
         if it would block, or if a send op is still pending on ``sock``: the

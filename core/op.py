@@ -23,6 +23,7 @@ class OpKind(enum.IntEnum):
     SEND = 4
     SLEEP = 5
     POST = 6
+    READABLE = 7
 
 
 Callback = Callable[["Op"], Any]
@@ -47,7 +48,8 @@ class Op:
     Values by kind: ACCEPT ``(conn, address)``; CONNECT the connected socket;
     RECV the byte count ``n`` (``buf[:n]`` holds the data; ``0`` means end of
     stream, unless the buffer itself was empty); SEND ``len(data)``; SLEEP
-    ``None``; POST the posted value.
+    ``None``; POST the posted value; READABLE ``None`` (the socket has something
+    to read: nothing was read).
     """
 
     # The core's slots and the backend's: core/backend.py documents who may read and

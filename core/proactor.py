@@ -48,8 +48,8 @@ class _Omitted:
 
 _NO_SOCK = _Omitted()
 
-_SEND, _RECV, _ACCEPT, _CONNECT, _SLEEP, _POST = (
-    OpKind.SEND, OpKind.RECV, OpKind.ACCEPT, OpKind.CONNECT, OpKind.SLEEP, OpKind.POST,
+_SEND, _RECV, _ACCEPT, _CONNECT, _SLEEP, _POST, _READABLE = (
+    OpKind.SEND, OpKind.RECV, OpKind.ACCEPT, OpKind.CONNECT, OpKind.SLEEP, OpKind.POST, OpKind.READABLE,
 )
 
 
@@ -74,7 +74,7 @@ class Proactor:
     :meth:`post` and :meth:`stop` may be called from others.
 
     The I/O ops (:meth:`accept`, :meth:`connect`, :meth:`recv`, :meth:`send`,
-    :meth:`resubmit`) also take ``timeout`` (seconds, or ``None``): if the op is
+    :meth:`readable`, :meth:`resubmit`) also take ``timeout`` (seconds, or ``None``): if the op is
     still pending then, it is cancelled and completes with ``TimeoutError``;
     if it finished first, its result stands. It covers that one submission
     only: ``px.recv(sock, buf, on_recv, timeout=3.0)``.
@@ -110,6 +110,7 @@ class Proactor:
         self._thread = get_ident()  # the thread that waits (set again by wait() and run())
         self._backend: Backend = _make_backend(cls, self._complete, self._ready)
         self.backend_name: str = cls.name
+        self._has_readable = cls.readable is not Backend.readable  # (a backend written before it has none)
         if self._trace is not None:
             self._trace.install(self)
 
@@ -277,6 +278,42 @@ class Proactor:
             self._complete(op, 0, None)
         return op
 
+    def readable(self, sock: socket.socket, callback: Optional[Callback] = None, tag: Any = None,
+                 timeout: Optional[float] = None) -> Op:
+        """Complete (value ``None``) once ``sock``, a connected stream socket, has
+        something to read: data, end of stream, or an error such as a reset. It
+        reads nothing and holds no buffer: the next :meth:`recv` gets the data (or
+        the 0 of end of stream, or the error). A reset may also complete this op
+        itself with ``ConnectionResetError`` (Windows reports it there).
+
+        The zero-byte receive of overlapped servers (a 0-byte ``WSARecv`` on
+        Windows, readiness on POSIX, ``IORING_OP_POLL_ADD`` with io_uring): wait
+        here, then read into a buffer shared by all connections, so that an idle
+        connection pins no buffer::
+
+            def on_readable(op):
+                if op.exception:
+                    px.close(sock)
+                else:
+                    px.recv(sock, shared_buf, on_recv)  # completes at once: the data is there
+
+        It is also the ``add_reader``-style hook that libraries written against
+        readiness (pyzmq, tornado) need. Several may be pending on one socket:
+        each completes. Cancel it, give it ``timeout=`` or :meth:`resubmit` it as
+        any op. Meant for a socket with no recv pending (a pending recv may take
+        the data first; this op still completes).
+        """
+        self._check_sock(sock)
+        _check_callback(callback)
+        if not self._has_readable:
+            raise NotImplementedError(f"the {self.backend_name} backend has no readable op")
+        op = self._op(_READABLE, sock, tag, callback)
+        if timeout is not None:
+            self._arm(op, timeout)
+        self._pending += 1
+        self._backend.readable(op)
+        return op
+
     def try_send(self, sock: socket.socket, data: Any) -> int:
         """Send what the OS takes at once, without waiting and without an op;
         returns how many bytes of ``data`` went out: all of them, some (send the
@@ -316,7 +353,7 @@ class Proactor:
         return 0
 
     def resubmit(self, op: Op, timeout: Optional[float] = None) -> Op:
-        """Submit a finished accept, recv or send op once more, as it was: same
+        """Submit a finished accept, recv, send or readable op once more, as it was: same
         socket, buffer (or data), callback and tag. Returns ``op``, pending again;
         it completes exactly once more, like a new op.
 
@@ -364,19 +401,21 @@ class Proactor:
         if op._inflight is not None:
             state = "is still pending" if not op.done else "has completed but not surfaced yet"
             raise RuntimeError(f"resubmit needs an op whose completion surfaced; {op!r} {state}")
-        if kind is not _SEND and kind is not _ACCEPT:
-            raise ValueError(f"resubmit takes an accept, recv or send op, not a {kind.name.lower()} op")
+        if kind is not _SEND and kind is not _ACCEPT and kind is not _READABLE:
+            raise ValueError(f"resubmit takes an accept, recv, send or readable op, not a {kind.name.lower()} op")
         self._check_sock(op.sock)
         data = op.buf
-        view = data if kind is _ACCEPT or type(data) is bytes or type(data) is bytearray else _byte_view(data)
+        view = data if kind is not _SEND or type(data) is bytes or type(data) is bytearray else _byte_view(data)
         self._timeouts.pop(op, None)
         if timeout is not None:
             self._arm(op, timeout)
         op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._bk = None
-        op._view = None if kind is _ACCEPT else view
+        op._view = view if kind is _SEND else None
         self._pending += 1
         if kind is _ACCEPT:
             self._backend.accept(op)
+        elif kind is _READABLE:
+            self._backend.readable(op)
         elif len(view):
             self._backend.send(op)
         else:

@@ -133,7 +133,7 @@ def test_run_hands_over_ops_without_callback_even_when_a_callback_raises():
         px.post(1, callback=boom)
         with pytest.raises(ValueError, match="boom"):
             px.run()
-        with pytest.raises(ValueError, match="accept, recv or send"):
+        with pytest.raises(ValueError, match="accept, recv, send or readable"):
             px.resubmit(first)
 
 
@@ -591,3 +591,16 @@ def test_help_of_the_proactor_reads_clean():
         if callable(member) and (not name.startswith("_") or name in ("__enter__", "__exit__")):
             assert member.__doc__, f"Proactor.{name} has no docstring"
     assert "close(self, sock: 'Any' = <omitted>)" in text
+
+
+def test_readable_on_a_backend_without_it_raises_at_once():
+    # A backend written before readable() existed: the submit raises, nothing is pending.
+    class Older(_platform_backend()):
+        readable = overlapio.Backend.readable
+
+    with overlapio.Proactor(backend=Older) as px:
+        a, b = socket.socketpair()
+        with pytest.raises(NotImplementedError, match="no readable op"):
+            px.readable(a)
+        assert px.pending == 0
+        a.close(), b.close()

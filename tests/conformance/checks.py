@@ -518,3 +518,25 @@ def check_timeout_is_per_submission(backend) -> None:
         px.send(a, b"five")
         drv.wait_until(lambda: len(got) == 1, what="the last recv's data")
         assert got == [b"five"], got
+
+
+# -- readable: the zero-byte receive ---------------------------------------------------
+def check_readable_leaves_data_unread(backend) -> None:
+    """Several readable ops on an idle socket stay pending; data arriving completes
+    each of them (value None) and every byte stays for the recvs that follow."""
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        waiters = [px.readable(b, drv.cb) for _ in range(3)]
+        drv.pump(0.1)
+        assert not any(drv.seen[w] for w in waiters), f"readable ops completed with nothing to read: {waiters}"
+        data = payload(5000, 7)
+        drv.wait_for(px.send(a, data))
+        drv.wait_for(*waiters)
+        drv.pump(0.05)
+        drv.assert_once(waiters)
+        for w in waiters:
+            assert w.exception is None and w.result is None, f"a readable op under arriving data gave {w!r}"
+        px.close(a)  # so that consumed bytes show as a short stream, not as a hang
+        got = recv_to_eof(px, b, drv)
+        assert got == data, f"readable consumed data: the recvs after it got {len(got)} of {len(data)} bytes"

@@ -143,6 +143,24 @@ class CancelAsEofBackend(SelectorsBackend):
         super().cancel(op)
 
 
+class ReadableConsumesDataBackend(SelectorsBackend):
+    """A readable op that reads before it reports readiness -- a "zero-byte
+    receive" that is not zero-byte: it eats the start of the stream."""
+
+    name = "mutant-readable-consumes"
+
+    def __init__(self, complete, ready):
+        def filtered(op, value, error):
+            if op.kind is OpKind.READABLE and error is None:
+                try:
+                    op.sock.recv(16)
+                except OSError:
+                    pass
+            complete(op, value, error)
+
+        super().__init__(filtered, ready)
+
+
 def _timeouts_without_submissions(self, entry):
     """A core whose timer entries do not tell one submission of an op from the
     next: any timer of a pending op acts on it."""
@@ -194,6 +212,11 @@ def test_timeout_reported_as_end_of_stream_is_caught():
         checks.check_timeout_completes_with_timeout_error(CancelAsEofBackend)
 
 
+def test_readable_that_consumes_data_is_caught():
+    with pytest.raises(AssertionError, match="readable consumed data"):
+        checks.check_readable_leaves_data_unread(ReadableConsumesDataBackend)
+
+
 def test_stale_timeout_acting_on_a_resubmitted_op_is_caught(monkeypatch):
     from overlapio.core.proactor import Proactor
     monkeypatch.setattr(Proactor, "_armed", _timeouts_without_submissions)
@@ -207,7 +230,8 @@ def test_stale_timeout_acting_on_a_resubmitted_op_is_caught(monkeypatch):
                                    checks.check_cancel_race_keeps_data, checks.check_reset_during_recv,
                                    checks.check_close_socket_cancels_pending,
                                    checks.check_timeout_completes_with_timeout_error,
-                                   checks.check_timeout_is_per_submission])
+                                   checks.check_timeout_is_per_submission,
+                                   checks.check_readable_leaves_data_unread])
 def test_the_real_backend_passes_the_same_checks(check):
     """The control group: the unmutated base class passes every check the mutants fail."""
     check(SelectorsBackend)

@@ -91,7 +91,7 @@ def test_resubmit_refuses_what_it_cannot_do(px):
     con = px.connect(listener.getsockname())
     drv.wait_for(sent, pending, timer, post, con, empty)
     for op in (timer, post, con):
-        with pytest.raises(ValueError, match="accept, recv or send"):
+        with pytest.raises(ValueError, match="accept, recv, send or readable"):
             px.resubmit(op)
     px.close(a)
     with pytest.raises(ValueError, match="socket is closed"):
