@@ -3,9 +3,11 @@
 ``EchoServer`` and ``HelloClient`` attach to a :class:`~overlapio.Proactor` and
 drive themselves with callbacks, so one Proactor can run a server, many clients,
 or both (``overlapio demo``). Unlike the original example, the server serves many
-clients at once and applies backpressure: it submits a client's next recv only
+clients at once and applies backpressure: it submits a client's next read only
 once the echo of the previous data is fully sent, so a client that sends but never
-reads holds the server to one buffer's worth of memory.
+reads holds the server to one buffer's worth of memory. An idle client holds no
+buffer at all: the server waits for its data with a readable op (the zero-byte
+receive) and reads into a buffer from a pool shared by every client.
 """
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ import socket
 import sys
 from typing import Callable, Optional, TextIO
 
+from .buffers import BufferPool
 from .core import OperationCancelled, Op, Proactor
 
 HELLO = b"Hello World"
-CHUNK = 64 * 1024  # the server's per-client receive buffer
+CHUNK = 64 * 1024  # the server's receive buffers (pooled: held only while a client's data is handled)
 ACCEPT_RETRY_DELAY = 0.1  # seconds, after an accept failed (e.g. out of descriptors)
 ECHO_TIMEOUT = 5.0  # seconds without a byte of an awaited echo before the client gives up
 
@@ -53,6 +56,7 @@ class EchoServer:
         self.clients = 0  # connected now
         self.served = 0  # connected so far
         self.bytes_received = 0
+        self.pool = BufferPool(CHUNK)
         self._accept = px.accept(listener, callback=self._on_accept)
 
     def _say(self, text: str) -> None:
@@ -84,28 +88,36 @@ class EchoServer:
 
 
 class _Connection:
-    """One client of an EchoServer: recv, (echo,) recv again."""
+    """One client of an EchoServer: wait until it sends, read, (echo,) wait again.
 
-    __slots__ = ("server", "conn", "buf", "view", "partial")
+    Idle, it costs a readable op and no buffer; a pooled buffer is held from the
+    read until its bytes are echoed (or counted, without echo)."""
+
+    __slots__ = ("server", "conn", "waiter", "buf", "partial")
 
     def __init__(self, server: EchoServer, conn: socket.socket) -> None:
         self.server = server
         self.conn = conn
-        self.buf = bytearray(CHUNK)
-        self.view = memoryview(self.buf)
+        self.waiter: Optional[Op] = None  # the readable op, resubmitted for each read
+        self.buf: Optional[bytearray] = None  # the pooled buffer, while its bytes are in use
         self.partial = 0  # bytes of the current message seen so far
 
     def read(self) -> None:
-        self.server.px.recv(self.conn, self.buf, callback=self._on_recv)
+        self.waiter = self.server.px.readable(self.conn, callback=self._on_readable)
+
+    def _on_readable(self, op: Op) -> None:
+        if op.exception is not None:
+            self._failed(op.exception)
+            return
+        self.buf = self.server.pool.take()
+        self.server.px.recv(self.conn, self.buf, callback=self._on_recv)  # completes at once: the data is there
 
     def _on_recv(self, op: Op) -> None:
         server = self.server
         try:
             n = op.result
         except OSError as exc:
-            if not isinstance(exc, OperationCancelled):
-                server._say(f"Client Error ! ({exc.strerror or exc})")
-            self._close()
+            self._failed(exc)
             return
         if n == 0:
             if self.partial:
@@ -118,25 +130,44 @@ class _Connection:
             server._say(f"Data Recv Len = {server.size}")
         if server.echo:
             # The reply goes out at once if the socket takes it all (the usual case);
-            # the rest goes as a send op, and the next recv waits for it: that is the
+            # the rest goes as a send op, and the next read waits for it: that is the
             # backpressure.
+            view = memoryview(self.buf)
             try:
-                sent = server.px.try_send(self.conn, self.view[:n])
+                sent = server.px.try_send(self.conn, view[:n])
             except OSError:
                 self._close()
                 return
-            if sent < n:  # the recv op rides along as the send's tag, to be resubmitted
-                server.px.send(self.conn, self.view[sent:n], callback=self._on_sent, tag=op)
+            if sent < n:
+                server.px.send(self.conn, view[sent:n], callback=self._on_sent)
                 return
-        server.px.resubmit(op)
+        self._next()
 
     def _on_sent(self, op: Op) -> None:
         if op.exception is not None:
             self._close()
         else:
-            self.server.px.resubmit(op.tag)  # the recv op that waited for this send
+            self._next()
+
+    def _next(self) -> None:
+        """The buffer's bytes are used: it goes back to the pool, and we wait for
+        more. (Even after a full buffer: a client that then fell silent would
+        otherwise pin one.)"""
+        self._release()
+        self.server.px.resubmit(self.waiter)
+
+    def _release(self) -> None:
+        if self.buf is not None:
+            self.server.pool.give(self.buf)
+            self.buf = None
+
+    def _failed(self, exc: BaseException) -> None:
+        if not isinstance(exc, OperationCancelled):
+            self.server._say(f"Client Error ! ({getattr(exc, 'strerror', None) or exc})")
+        self._close()
 
     def _close(self) -> None:
+        self._release()
         server = self.server
         server.clients -= 1
         server._say("Client Disconnected !")

@@ -6,6 +6,7 @@ import random
 import socket
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -114,6 +115,29 @@ def test_client_that_never_reads_cannot_grow_server_memory():
         assert after - before < 8 * 1024, f"server RSS grew by {after - before} KiB after taking {sent} bytes"
         # It still serves others meanwhile.
         assert _exchange(srv.port, clients=2, per_client=10_000, seed=3) == [10_000] * 2
+
+
+@pytest.mark.slow
+def test_idle_connections_cost_the_server_a_few_kib_each():
+    # An idle client must pin no receive buffer: the server waits with a readable
+    # op and reads into a pooled one. (With a 64 KiB buffer per connection this
+    # measured 67 KiB each.) 1,000 connections need ~2,000 descriptors here.
+    import resource
+
+    repo = str(Path(__file__).resolve().parents[1])
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
+    from bench.idle_rss import measure
+
+    conns = 1000
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 2 * conns + 100:
+        pytest.skip(f"needs ulimit -n of {2 * conns + 100} or more")
+    with Server("--echo", "--quiet") as srv:
+        before, after = measure(srv.proc.pid, srv.port, conns)
+        each = (after - before) / conns
+        assert each < 4, f"{conns} idle connections grew the server's RSS by {after - before} KiB: {each:.1f} KiB each"
+        # Still serving, byte-exact, with those connections gone.
+        assert _exchange(srv.port, clients=3, per_client=100_000, seed=4) == [100_000] * 3
 
 
 def test_reading_resumes_after_a_reply_the_socket_took_only_in_part(monkeypatch):
