@@ -10,11 +10,15 @@ also buffers some) and at most one send op in flight, carrying all that waited.
 A line that does not fit either disconnects that client (--slow disconnect, the
 default) or is dropped for it, and it is told how many it missed (--slow drop).
 The sender is never held back, and nobody else waits for the slow one.
+
+A quiet client holds no receive buffer: its readable op completes when it has
+sent something, and only then is a buffer taken from a pool shared by everyone.
 """
 import argparse
 from collections import deque
 
 import overlapio
+from overlapio.buffers import BufferPool
 from overlapio.lines import LineBuffer, LineTooLong
 
 parser = argparse.ArgumentParser(description="Line-based chat: every line goes to every other client.")
@@ -33,6 +37,7 @@ if not 0 <= args.port <= 65535 or args.max_queue < 1 or args.max_line < 1 or arg
     parser.error("--port must be 0..65535, --max-queue and --max-line at least 1, --max-clients 0 or more")
 
 clients = []
+pool = BufferPool(4096)                        # receive buffers, shared by every client
 
 
 def where(address):
@@ -54,28 +59,36 @@ def broadcast(line, sender=None):
 class Client:
     def __init__(self, conn, name):
         self.conn, self.name = conn, name
-        self.buf = bytearray(4096)
         self.lines = LineBuffer(args.max_line)
         self.outbox = deque()                  # lines waiting for the send op in flight
         self.queued = 0                        # bytes in the outbox and in that send op
         self.sending = False
         self.dropped = 0
         self.closed = False
-        px.recv(conn, self.buf, self.on_recv)
+        self.waiter = px.readable(conn, self.on_readable)
+
+    def on_readable(self, op):
+        if op.cancelled or self.closed:        # we closed the socket, or the server is stopping
+            return
+        if op.exception:
+            return self.leave(str(op.exception))
+        px.recv(self.conn, pool.take(), self.on_recv)  # completes at once: the data is there
 
     def on_recv(self, op):
-        if op.cancelled or self.closed:        # we closed the socket, or the server is stopping
+        data = op.buf[:op.nbytes]              # a copy: the buffer goes back to the pool
+        pool.give(op.buf)
+        if op.cancelled or self.closed:
             return
         if op.exception or op.result == 0:
             return self.leave(f"{op.exception or 'end of stream'}")
         try:
-            lines = self.lines.feed(self.buf[:op.result])
+            lines = self.lines.feed(data)
         except LineTooLong as exc:
             return self.leave(str(exc))
         for line in lines:
             broadcast(b"%s: %s\n" % (self.name.encode(), line), sender=self)
         if not self.closed:                    # (a broadcast may have ended in our leaving)
-            px.resubmit(op)                    # the same recv again, into the same buffer
+            px.resubmit(self.waiter)           # wait for the next bytes
 
     def send(self, data):
         if self.queued + len(data) > args.max_queue:
@@ -113,7 +126,7 @@ class Client:
             return
         self.closed = True
         clients.remove(self)
-        px.close(self.conn)                    # its pending recv and send complete cancelled
+        px.close(self.conn)                    # its pending ops complete cancelled
         log(f"{self.name} left ({why})")
         broadcast(b"* %s left\n" % self.name.encode())
 

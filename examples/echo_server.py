@@ -3,13 +3,17 @@
     python examples/echo_server.py              # port 7777; Ctrl-C to stop
     python examples/echo_server.py --port 0 --max-clients 1
 
-Each client has one recv op; its completion sends the bytes back, and the send's
-completion submits the next recv. So a client that sends but never reads holds
-the server to one buffer: that is the backpressure.
+Each client has one readable op, which completes when the client has sent
+something (it reads nothing). Only then does the server take a buffer from a
+pool shared by every client and read into it; the bytes go back as a send, and
+the send's completion resubmits the readable op. So an idle client holds no
+buffer, and a client that sends but never reads holds the server to one send:
+that is the backpressure.
 """
 import argparse
 
 import overlapio
+from overlapio.buffers import BufferPool
 
 parser = argparse.ArgumentParser(description="Echo every byte back to each client.")
 parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
@@ -28,6 +32,7 @@ with overlapio.Proactor() as px:
     host, port = listener.getsockname()[:2]
     print(f"Listening on [{host}]:{port}" if ":" in host else f"Listening on {host}:{port}", flush=True)
     accepted = 0
+    pool = BufferPool(100)                     # receive buffers, shared by every client
 
     def on_accept(op):
         global accepted
@@ -39,24 +44,32 @@ with overlapio.Proactor() as px:
         conn, _addr = op.result
         accepted += 1
         print("Client Connected !", flush=True)
-        buf = bytearray(100)
+
+        def on_readable(op):
+            if op.exception:                   # a reset, or the server is stopping
+                print("Client Disconnected !", flush=True)
+                px.close(conn)
+            else:                              # data (or end of stream) is there: read it
+                px.recv(conn, pool.take(), on_recv)
 
         def on_recv(op):
+            data = op.buf[:op.nbytes]          # a copy: the buffer goes back to the pool
+            pool.give(op.buf)
             if op.exception or op.result == 0:  # an error, or the client closed: we are done
                 print("Client Disconnected !", flush=True)
                 px.close(conn)
             else:
                 print("Data Recv Len =", op.result, flush=True)
-                px.send(conn, buf[:op.result], on_sent)   # a copy: buf is reused
+                px.send(conn, data, on_sent)
 
         def on_sent(op):
             if op.exception:
                 print("Client Disconnected !", flush=True)
                 px.close(conn)
             else:
-                px.recv(conn, buf, on_recv)
+                px.resubmit(waiter)            # wait for the client's next bytes
 
-        px.recv(conn, buf, on_recv)
+        waiter = px.readable(conn, on_readable)
         if accepted == args.max_clients:
             px.close(listener)                 # no more clients; run() returns once these leave
         else:
