@@ -284,18 +284,19 @@ class Proactor:
         something to read: data, end of stream, or an error such as a reset. It
         reads nothing and holds no buffer: the next :meth:`recv` gets the data (or
         the 0 of end of stream, or the error). A reset may also complete this op
-        itself with ``ConnectionResetError`` (Windows reports it there).
+        itself with ``ConnectionResetError`` (Windows may report it there).
 
         The zero-byte receive of overlapped servers (a 0-byte ``WSARecv`` on
         Windows, readiness on POSIX, ``IORING_OP_POLL_ADD`` with io_uring): wait
-        here, then read into a buffer shared by all connections, so that an idle
+        here, then read into a buffer taken from a pool shared by all
+        connections (``overlapio.buffers.BufferPool``), so that an idle
         connection pins no buffer::
 
             def on_readable(op):
                 if op.exception:
                     px.close(sock)
-                else:
-                    px.recv(sock, shared_buf, on_recv)  # completes at once: the data is there
+                else:  # the data is there: this recv completes at once
+                    px.recv(sock, pool.take(), on_recv)  # give the buffer back once used
 
         It is also the ``add_reader``-style hook that libraries written against
         readiness (pyzmq, tornado) need. Several may be pending on one socket:
