@@ -81,6 +81,17 @@ def recv(px, env, arm):
     pump(px, [op])
 
 
+def readable(px, env, arm):
+    a, b = env.pair()
+    arm()
+    ops = [px.readable(a), px.readable(a)]  # zero-byte WSARecvs
+    b.send(b"hello")
+    pump(px, ops)
+    ops += [px.readable(a), px.readable(a)]  # the data is unread: they complete too
+    px.cancel(ops[-1])
+    pump(px, ops)
+
+
 def send(px, env, arm):
     a, b = env.pair()
     arm()
@@ -115,7 +126,7 @@ def over_64(px, env, arm):
     pump(px, ops)
 
 
-SCENARIOS = [accept, connect, recv, send, cancel, close_with_pending_ops, over_64]
+SCENARIOS = [accept, connect, recv, readable, send, cancel, close_with_pending_ops, over_64]
 
 
 def run_once(scenario, n, exc):

@@ -161,7 +161,7 @@ def count_completions(px):
         complete(op, value, error)
 
     backend._complete = counting
-    for name in ("accept", "recv", "send"):
+    for name in ("accept", "recv", "send", "readable"):
         def record(op, _real=getattr(backend, name)):
             given.append(op)
             return _real(op)
