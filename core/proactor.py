@@ -14,7 +14,6 @@ import inspect
 import itertools
 import socket
 import sys
-import threading
 import warnings
 import weakref
 from threading import get_ident
@@ -106,7 +105,6 @@ class Proactor:
         self._polling = False  # inside backend.poll() (a signal handler may post then)
         self._owned: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
         self._connect_socks: set[Op] = set()  # connect ops whose socket connect() made
-        self._lock = threading.Lock()  # guards close() against a racing post()
         self._thread = get_ident()  # the thread that waits (set again by wait() and run())
         self._backend: Backend = _make_backend(cls, self._complete, self._ready)
         self.backend_name: str = cls.name
@@ -175,6 +173,9 @@ class Proactor:
         """
         self._check_sock(listener)
         _check_callback(callback)
+        if _ACCEPTCONN is not None and not listener.getsockopt(socket.SOL_SOCKET, _ACCEPTCONN):
+            # (else it would fail, or pend forever, only once a peer shows up)
+            raise ValueError("accept needs a listening socket (made by listen(), or listen() called on it)")
         op = self._op(_ACCEPT, listener, tag, callback)
         if timeout is not None:
             self._arm(op, timeout)
@@ -376,7 +377,11 @@ class Proactor:
         arms a timeout for this submission; the previous submission's does not
         carry over.
         """
-        if op.kind is _RECV and op._inflight is None:  # the per-message path, then the rest
+        try:
+            fast = op.kind is _RECV and op._inflight is None  # the per-message path, then the rest
+        except AttributeError:
+            raise TypeError(f"resubmit takes an Op, not {type(op).__name__}") from None
+        if fast:
             buf = op.buf
             kind = type(buf)
             size = buf.nbytes if kind is memoryview else len(buf) if kind is bytearray else _writable_size(buf)
@@ -401,6 +406,8 @@ class Proactor:
         kind = op.kind
         if op._inflight is not None:
             state = "is still pending" if not op.done else "has completed but not surfaced yet"
+            if op._inflight is not self:
+                state += " in another Proactor"
             raise RuntimeError(f"resubmit needs an op whose completion surfaced; {op!r} {state}")
         if kind is not _SEND and kind is not _ACCEPT and kind is not _READABLE:
             raise ValueError(f"resubmit takes an accept, recv, send or readable op, not a {kind.name.lower()} op")
@@ -437,28 +444,52 @@ class Proactor:
 
     def post(self, value: Any = None, callback: Optional[Callback] = None, tag: Any = None) -> Op:
         """Complete an op with ``value`` on the Proactor's thread. Safe to call from
-        any thread; wakes a blocked :meth:`wait`. Raises
-        :class:`ProactorClosedError` once the Proactor is closed."""
+        any thread and from a signal handler; wakes a blocked :meth:`wait`. Raises
+        :class:`ProactorClosedError` once the Proactor is closed; a post racing
+        :meth:`close` either raises or has its callback run (by ``close()`` at
+        the latest), exactly once."""
         _check_callback(callback)
+        if self._closed:
+            raise ProactorClosedError("post() on a closed Proactor")
         op = self._op(_POST, None, tag, callback)
-        with self._lock:
-            if self._closed:
-                raise ProactorClosedError("post() on a closed Proactor")
-            self._posted.append((op, value))  # the value becomes the result on the Proactor's thread
-            # The Proactor's own thread is not blocked in poll() while it runs this,
-            # and its next step collects the post: only other threads must wake it
-            # (and a signal handler, which runs on this thread *during* a poll).
-            if not self._wake_sent and (self._polling or get_ident() != self._thread):
-                self._wake_sent = True
-                self._backend.wakeup()
+        # No lock: a signal handler may post while this thread is in post() or
+        # close(), and would wait forever for a lock its own thread holds. A deque
+        # append (and remove) is atomic; close() sets _closed before it collects.
+        entry = (op, value)  # the value becomes the result on the Proactor's thread
+        posted = self._posted
+        posted.append(entry)
+        if self._closed:
+            # close() began meanwhile; its last collection may have run before the
+            # append. Still queued: take it back (it will never complete) and refuse.
+            try:
+                posted.remove(entry)
+            except ValueError:
+                return op  # collected: close() runs its callback
+            raise ProactorClosedError("post() on a closed Proactor")
+        # The Proactor's own thread is not blocked in poll() while it runs this,
+        # and its next step collects the post: only other threads must wake it
+        # (and a signal handler, which runs on this thread *during* a poll).
+        if not self._wake_sent and (self._polling or get_ident() != self._thread):
+            self._wake_sent = True
+            self._backend.wakeup()
         return op
 
     def cancel(self, op: Op) -> bool:
         """Ask for ``op`` to be cancelled. Returns False if it is already done (its
         result stands) or is a post. A pending op completes exactly once: as
         cancelled, or with its real result if that was already there (data that
-        arrived is never lost to a cancel)."""
+        arrived is never lost to a cancel).
+
+        Raises ``ValueError`` for an op submitted to another Proactor (nothing is
+        changed, in either), ``TypeError`` for what is not an Op."""
         self._check_open()
+        if not isinstance(op, Op):
+            raise TypeError(f"cancel takes an Op, not {type(op).__name__}")
+        owner = op._inflight
+        if owner is not self:
+            if owner is None:  # surfaced (so done), or never submitted
+                return False
+            raise ValueError(f"cancel of {op!r}, which was submitted to another Proactor ({owner!r})")
         if op.done or op.kind is _POST:
             return False
         if self._trace is not None:
@@ -490,10 +521,9 @@ class Proactor:
             else:
                 self._backend.close_socket(sock)  # also after a sock.close(): its ops still complete
             return
-        with self._lock:
-            if self._close_done:
-                return
-            self._closed = True
+        if self._close_done:
+            return
+        self._closed = True  # before the posts are collected (see post())
         try:
             self._backend.close()
             for _, _, op, seconds in self._timers:
@@ -768,6 +798,7 @@ def _make_backend(cls: "type[Backend]", complete: Any, ready: "deque[Op]") -> Ba
     return cls(complete, ready)
 
 
+_ACCEPTCONN = getattr(socket, "SO_ACCEPTCONN", None)
 _PEEK = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
 
 

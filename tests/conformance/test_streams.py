@@ -137,6 +137,50 @@ def test_send_on_a_never_connected_socket_says_not_connected(px):
         px.close(sock)
 
 
+def test_accept_on_a_socket_that_is_not_listening_fails_at_once(px):
+    drv = Driver(px)
+    bound = px.socket()
+    bound.bind(LOOPBACK)
+    a, b = pair(px, drv=drv)
+    for sock in (px.socket(), bound, a):
+        with pytest.raises(ValueError, match="accept needs a listening socket"):
+            px.accept(sock)
+    assert px.pending == 0
+
+
+def test_misused_cancel_and_resubmit_raise_and_change_nothing(backend):
+    """cancel() of an op submitted to another Proactor raises ValueError and
+    leaves both alone (the op still completes, once, in its own Proactor);
+    cancel(None) and resubmit(None) raise TypeError."""
+    from .harness import open_proactor
+    with open_proactor(backend) as px, open_proactor(backend) as other:
+        drv, odrv = Driver(px), Driver(other)
+        a, b = pair(other, drv=odrv)
+        theirs = [other.recv(b, bytearray(4), odrv.cb), other.sleep(30, odrv.cb)]
+        mine = px.sleep(30, drv.cb)
+        for op in theirs:
+            with pytest.raises(ValueError, match="submitted to another Proactor"):
+                px.cancel(op)
+        assert (px.pending, other.pending) == (1, 2)
+        for call in (px.cancel, px.resubmit):
+            for bad in (None, "op"):
+                with pytest.raises(TypeError, match="takes an Op, not"):
+                    call(bad)
+        drv.pump(0.01)
+        assert not drv.seen[mine] and not mine.done
+        other.send(a, b"data")
+        assert other.cancel(theirs[1]) is True
+        odrv.wait_for(*theirs)
+        odrv.pump(0.05)
+        odrv.assert_once(theirs)
+        assert theirs[0].result == 4 and theirs[1].cancelled and other.pending == 0
+        with pytest.raises(RuntimeError, match="in another Proactor"):
+            px.resubmit(other.sleep(30))
+        assert px.cancel(mine) is True
+        drv.wait_for(mine)
+        assert px.pending == 0
+
+
 def _stalled_connect(px, drv, listener, timeout=None):
     """Fill a backlog-0 loopback listener that never accepts until a connect
     stays pending (its SYN is dropped). Returns the pending op (its tag: when it
