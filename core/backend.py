@@ -150,10 +150,10 @@ class Backend:
     def try_send(self, sock: socket.socket, data: Any) -> int:
         """Send what ``sock`` takes now, without waiting; return the byte count (0
         if it would block, or if a send op is still pending on ``sock``: the
-        stream keeps submission order). ``data`` is non-empty flat bytes, checked
-        by the core (``bytes``, ``bytearray`` or a 1-D byte ``memoryview``). A
-        failed connection raises its ``OSError``, normalised as a send op's error
-        would be.
+        stream keeps submission order). ``data`` is non-empty and checked by the
+        core: ``bytes``, a ``bytearray`` or a C-contiguous ``memoryview`` (of any
+        format: hand it to one OS call, which counts bytes). A failed connection
+        raises its ``OSError``, normalised as a send op's error would be.
 
         This default sends nothing, which is always correct (the caller hands
         the data to :meth:`send`) but never fast; a backend should override it

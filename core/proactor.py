@@ -37,6 +37,10 @@ _MAX_POLL = 86400.0  # seconds: the longest single OS wait
 _PASSES = 4  # a dispatch hands over at most 4x the ops ready when it began (see _dispatch)
 _COMPACT_MIN = 128  # timer heap size below which it is never rebuilt without its dead entries (see _push_timer)
 _new = object.__new__
+_ACCEPTCONN = getattr(socket, "SO_ACCEPTCONN", None)  # (None where the OS cannot say: accept() then trusts)
+_PEEK = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
+
+
 class _Omitted:
     """close()'s "no argument" marker (close(None) is a mistake, not "close the
     Proactor"); its repr is what help() shows."""
@@ -337,9 +341,14 @@ class Proactor:
         """
         if self._closed or type(sock) is not _SOCKET_TYPE:
             self._check_sock(sock)
-        kind = type(data)  # the backend gets flat bytes, as send()'s does (the same test)
-        if not ((kind is memoryview and data.c_contiguous and data.itemsize == 1 and data.ndim == 1)
-                or kind is bytes or kind is bytearray):
+        # The backend gets bytes, a bytearray or a contiguous memoryview. (Unlike send(),
+        # no flat view is needed: one OS call takes any C-contiguous buffer and counts
+        # bytes; every attribute read here is paid per message.)
+        kind = type(data)
+        if kind is memoryview:
+            if not data.c_contiguous:
+                data = _byte_view(data)  # (its TypeError)
+        elif kind is not bytes and kind is not bytearray:
             data = _byte_view(data)
         try:
             n = self._backend.try_send(sock, data) if len(data) else 0
@@ -348,7 +357,7 @@ class Proactor:
             error = _not_connected(sock, exc)
             if error is exc:
                 raise
-            raise error from None
+            raise error from exc
         if n:
             return n
         self._check_sock(sock)  # nothing went out, perhaps without an OS call: the checks it would make
@@ -378,13 +387,13 @@ class Proactor:
         carry over.
         """
         try:
-            fast = op.kind is _RECV and op._inflight is None  # the per-message path, then the rest
+            kind = op.kind
         except AttributeError:
             raise TypeError(f"resubmit takes an Op, not {type(op).__name__}") from None
-        if fast:
+        if kind is _RECV and op._inflight is None:  # the per-message path, then the rest
             buf = op.buf
-            kind = type(buf)
-            size = buf.nbytes if kind is memoryview else len(buf) if kind is bytearray else _writable_size(buf)
+            buftype = type(buf)
+            size = buf.nbytes if buftype is memoryview else len(buf) if buftype is bytearray else _writable_size(buf)
             sock = op.sock
             if self._closed or sock.fileno() < 0:
                 self._check_sock(sock)
@@ -797,9 +806,6 @@ def _make_backend(cls: "type[Backend]", complete: Any, ready: "deque[Op]") -> Ba
         pass
     return cls(complete, ready)
 
-
-_ACCEPTCONN = getattr(socket, "SO_ACCEPTCONN", None)
-_PEEK = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
 
 
 def _not_connected(sock: socket.socket, error: OSError) -> OSError:

@@ -459,9 +459,9 @@ def test_backend_with_the_one_argument_constructor_still_works():
         px.close(a), px.close(b)
 
 
-def test_try_send_hands_the_backend_flat_bytes_only():
-    # The core checks and flattens try_send's data, as it does a send op's: the
-    # backend never sees a str, an array of ints or a strided view.
+def test_try_send_hands_the_backend_checked_data_only():
+    # The core checks try_send's data before the backend sees it: never a str, an
+    # array (it gets a byte view of it) or a strided view.
     import array
     got = []
 
