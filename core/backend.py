@@ -51,8 +51,9 @@ never reads it. Release what it holds before completing the op if it pins
 memory.
 
 The core's own slots, never touched by a backend: ``_error``, ``_inflight`` (the
-Proactor the op is in flight in), and ``_value`` outside the fast path. Timeouts
-and posted values are kept by the core outside the op.
+Proactor the op is in flight in, or the record of the submission's timeout, until
+it surfaces), and ``_value`` outside the fast path. Posted values are kept by the
+core outside the op.
 
 An op is submitted again with ``Proactor.resubmit`` only after it completed and
 surfaced: the backend then sees the same Op object in ``recv``/``send``/``accept``

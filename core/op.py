@@ -68,8 +68,9 @@ class Op:
         self.nbytes = 0
         self._value: Any = _PENDING
         self._error: Optional[BaseException] = None
-        # core: the Proactor the op was submitted to, until it surfaces (handed to its
-        # callback or returned by wait()); None before and after. resubmit and cancel read it.
+        # core: the submission's record until the op surfaces (handed to its callback or
+        # returned by wait()): its Proactor, or the record of its timeout= (which names
+        # the Proactor); None before and after. resubmit, cancel and timers read it.
         self._inflight: Any = None
         self._view: Any = None  # core: a send's data as flat bytes (what the backend sends)
         self._bk: Any = None  # the backend's own per-op state; the core only resets it to None

@@ -41,6 +41,28 @@ _ACCEPTCONN = getattr(socket, "SO_ACCEPTCONN", None)  # (None where the OS canno
 _PEEK = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
 
 
+class _Timeout:
+    """The record of one submission's ``timeout=``. While that submission is in
+    flight it is the op's ``_inflight`` (in place of the Proactor, which it names):
+    every submission writes ``_inflight`` anyway, so a resubmit kills the last
+    submission's timer at no cost, and an op without a timeout pays nothing.
+    ``error`` is the TimeoutError once the timer has fired (the op's cancel is
+    then under way)."""
+
+    __slots__ = ("proactor", "seconds", "error")
+
+    def __init__(self, proactor: Any, seconds: float) -> None:
+        self.proactor = proactor
+        self.seconds = seconds
+        self.error: Optional[TimeoutError] = None
+
+
+def _owner(op: Op) -> Any:
+    """The Proactor ``op`` is in flight in, or None once it surfaced."""
+    inflight = op._inflight
+    return inflight.proactor if type(inflight) is _Timeout else inflight
+
+
 class _Omitted:
     """close()'s "no argument" marker (close(None) is a mistake, not "close the
     Proactor"); its repr is what help() shows."""
@@ -90,15 +112,11 @@ class Proactor:
         # is installed and the per-message path never asks.
         self._trace = None if trace is None else Tracer(trace, cls.name)
         self._ready: deque[Op] = deque() if self._trace is None else self._trace.queue
-        # The timer heap: (deadline, submission number, op, seconds) entries; seconds
-        # is None for a sleep, else the op's timeout=. An entry whose op is done, or
-        # whose op was submitted again since, is dead and skipped (see _armed).
-        self._timers: list[tuple[float, int, Op, Optional[float]]] = []
+        # The timer heap: (deadline, submission number, op, timeout) entries; timeout
+        # is None for a sleep, else the _Timeout of the op's timeout=. An entry whose
+        # op is done, or whose op was submitted again since, is dead (see _armed).
+        self._timers: list[tuple[float, int, Op, Optional[_Timeout]]] = []
         self._compact_at = _COMPACT_MIN
-        # op -> the heap entry of its timeout= (armed), or the TimeoutError that timer
-        # fired while the op's cancel is under way. Kept here, not on the Op: ops
-        # without a timeout (nearly all) then cost nothing for it.
-        self._timeouts: dict[Op, Any] = {}
         self._seq = itertools.count()
         self._posted: "deque[tuple[Op, Any]]" = deque()  # (post op, its value), from any thread
         self._wake_sent = False
@@ -351,7 +369,7 @@ class Proactor:
         elif kind is not bytes and kind is not bytearray:
             data = _byte_view(data)
         try:
-            n = self._backend.try_send(sock, data) if len(data) else 0
+            n = self._backend.try_send(sock, data) if data else 0  # (checked: true means not empty)
         except OSError as exc:
             self._check_sock(sock)  # a closed socket fails in the OS call: say so, as the other ops do
             error = _not_connected(sock, exc)
@@ -397,12 +415,13 @@ class Proactor:
             sock = op.sock
             if self._closed or sock.fileno() < 0:
                 self._check_sock(sock)
-            if self._timeouts:
-                self._timeouts.pop(op, None)  # the last submission's timer is dead now
+            if timeout is not None:
+                _seconds("timeout", timeout)  # (before the op changes)
+            # A new Op's fields, as recv() sets them (tests/test_core.py checks all are reset);
+            # _inflight = self also kills the last submission's timeout, if any.
+            op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._bk = None
             if timeout is not None:
                 self._arm(op, timeout)
-            # A new Op's fields, as recv() sets them (tests/test_core.py checks all are reset).
-            op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._bk = None
             self._pending += 1
             if size:
                 self._backend.recv(op)
@@ -415,7 +434,7 @@ class Proactor:
         kind = op.kind
         if op._inflight is not None:
             state = "is still pending" if not op.done else "has completed but not surfaced yet"
-            if op._inflight is not self:
+            if _owner(op) is not self:
                 state += " in another Proactor"
             raise RuntimeError(f"resubmit needs an op whose completion surfaced; {op!r} {state}")
         if kind is not _SEND and kind is not _ACCEPT and kind is not _READABLE:
@@ -423,11 +442,12 @@ class Proactor:
         self._check_sock(op.sock)
         data = op.buf
         view = data if kind is not _SEND or type(data) is bytes or type(data) is bytearray else _byte_view(data)
-        self._timeouts.pop(op, None)
         if timeout is not None:
-            self._arm(op, timeout)
+            _seconds("timeout", timeout)  # (before the op changes)
         op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._bk = None
         op._view = view if kind is _SEND else None
+        if timeout is not None:
+            self._arm(op, timeout)
         self._pending += 1
         if kind is _ACCEPT:
             self._backend.accept(op)
@@ -489,12 +509,12 @@ class Proactor:
         cancelled, or with its real result if that was already there (data that
         arrived is never lost to a cancel).
 
-        Raises ``ValueError`` for an op submitted to another Proactor (nothing is
+        Raises ``ValueError`` for an op in flight in another Proactor (nothing is
         changed, in either), ``TypeError`` for what is not an Op."""
         self._check_open()
         if not isinstance(op, Op):
             raise TypeError(f"cancel takes an Op, not {type(op).__name__}")
-        owner = op._inflight
+        owner = _owner(op)
         if owner is not self:
             if owner is None:  # surfaced (so done), or never submitted
                 return False
@@ -506,8 +526,9 @@ class Proactor:
         if op.kind is _SLEEP:
             self._complete(op, None, OperationCancelled("sleep cancelled"))  # its heap entry is dead now
         else:
-            if type(self._timeouts.get(op)) is tuple:
-                del self._timeouts[op]  # the caller cancelled first: not a timeout
+            timer = op._inflight
+            if type(timer) is _Timeout and timer.error is None:
+                op._inflight = self  # the caller cancelled first: not a timeout, and the timer is dead
             self._backend.cancel(op)
         return True
 
@@ -539,7 +560,6 @@ class Proactor:
                 if seconds is None and not op.done:
                     self._complete(op, None, OperationCancelled("proactor closed"))
             self._timers.clear()
-            self._timeouts.clear()
             self._collect_posts()  # posts made before the close still complete, with their value
             for owned in list(self._owned):
                 owned.close()
@@ -624,10 +644,9 @@ class Proactor:
         if error is None:
             op._value = value
         else:
-            if self._timeouts:
-                fired = self._timeouts.pop(op, None)  # (an armed entry goes too: the op is done)
-                if fired is not None and type(fired) is not tuple and isinstance(error, OperationCancelled):
-                    error = fired  # cancelled because its timeout ran out
+            timer = op._inflight
+            if type(timer) is _Timeout and timer.error is not None and isinstance(error, OperationCancelled):
+                error = timer.error  # cancelled because its timeout ran out
             if kind is _SEND and type(error) is ConnectionResetError:
                 error = _not_connected(op.sock, error)
             op._error = error
@@ -656,7 +675,7 @@ class Proactor:
         if timers:
             now = monotonic()
             while timers and not self._armed(timers[0]):  # dead entries must not shorten the wait
-                self._drop_timer(heapq.heappop(timers))
+                heapq.heappop(timers)
             if timers:
                 until = timers[0][0] - now
                 if until <= 0:
@@ -677,8 +696,8 @@ class Proactor:
             while timers and timers[0][0] <= now:
                 entry = heapq.heappop(timers)
                 if not self._armed(entry):
-                    self._drop_timer(entry)
-                elif entry[3] is None:  # a sleep
+                    continue
+                if entry[3] is None:  # a sleep
                     self._complete(entry[2], None, None)
                 else:
                     self._time_out(entry[2], entry[3])
@@ -688,26 +707,20 @@ class Proactor:
 
     # -- timers ------------------------------------------------------------------
     def _arm(self, op: Op, seconds: Any) -> None:
-        """Arm ``timeout=`` for the submission of ``op`` that follows at once (it
-        checks ``seconds`` first, so a bad value raises before anything is submitted)."""
+        """Arm ``timeout=`` for this submission of ``op``, before it goes to the
+        backend (a bad ``seconds`` raises first, and nothing is submitted)."""
         _seconds("timeout", seconds)
-        entry = (monotonic() + seconds, next(self._seq), op, seconds)
-        self._timeouts[op] = entry  # the per-submission token: resubmit() replaces or removes it
-        self._push_timer(entry)
+        timer = op._inflight = _Timeout(self, seconds)  # this submission's record (see _Timeout)
+        self._push_timer((monotonic() + seconds, next(self._seq), op, timer))
 
-    def _armed(self, entry: tuple) -> bool:
+    @staticmethod
+    def _armed(entry: tuple) -> bool:
         """True while a heap entry still has work to do: its op is not done and, for
-        a timeout, the entry belongs to the op's current submission."""
+        a timeout, the op is still in the submission that armed it."""
         op = entry[2]
         if op._value is not _PENDING or op._error is not None:
             return False
-        return entry[3] is None or self._timeouts.get(op) is entry
-
-    def _drop_timer(self, entry: tuple) -> None:
-        """Forget a dead heap entry (and its op's table entry, if it is that one)."""
-        op = entry[2]
-        if entry[3] is not None and self._timeouts.get(op) is entry:
-            del self._timeouts[op]
+        return entry[3] is None or op._inflight is entry[3]
 
     def _push_timer(self, entry: tuple) -> None:
         timers = self._timers
@@ -718,16 +731,16 @@ class Proactor:
             # its live entries.
             timers[:] = [e for e in timers if self._armed(e)]
             heapq.heapify(timers)
-            self._timeouts = {op: t for op, t in self._timeouts.items() if not op.done}
             self._compact_at = max(_COMPACT_MIN, 2 * len(timers))
         heapq.heappush(timers, entry)
 
-    def _time_out(self, op: Op, seconds: float) -> None:
+    def _time_out(self, op: Op, timer: _Timeout) -> None:
         """The op's timeout ran out first: cancel it, and have the cancellation
         complete it with a ``TimeoutError`` (see :meth:`_complete`)."""
         fd = f" on fd {op.sock.fileno()}" if op.sock is not None else ""
         tag = f" (tag {op.tag!r})" if op.tag is not None else ""
-        self._timeouts[op] = TimeoutError(errno.ETIMEDOUT, f"{op.kind.name.lower()}{fd}{tag} timed out after {seconds:g} s")
+        what = f"{op.kind.name.lower()}{fd}{tag}"
+        timer.error = TimeoutError(errno.ETIMEDOUT, f"{what} timed out after {timer.seconds:g} s")
         if self._trace is not None:
             self._trace.cancelling(op, "timeout")
         self._backend.cancel(op)
