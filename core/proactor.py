@@ -408,55 +408,60 @@ class Proactor:
             kind = op.kind
         except AttributeError:
             raise TypeError(f"resubmit takes an Op, not {type(op).__name__}") from None
-        if kind is _RECV and op._inflight is None:  # the per-message path, then the rest
+        if kind is _RECV and op._inflight is None and timeout is None:
+            # The per-message path: _resubmit_any, inlined for a recv without a timeout.
             buf = op.buf
             buftype = type(buf)
             size = buf.nbytes if buftype is memoryview else len(buf) if buftype is bytearray else _writable_size(buf)
             sock = op.sock
             if self._closed or sock.fileno() < 0:
                 self._check_sock(sock)
-            if timeout is not None:
-                _seconds("timeout", timeout)  # (before the op changes)
             # A new Op's fields, as recv() sets them (tests/test_core.py checks all are reset);
             # _inflight = self also kills the last submission's timeout, if any.
             op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._bk = None
-            if timeout is not None:
-                self._arm(op, timeout)
             self._pending += 1
             if size:
                 self._backend.recv(op)
             else:
                 self._complete(op, 0, None)
             return op
-        return self._resubmit_other(op, timeout)
+        return self._resubmit_any(op, kind, timeout)
 
-    def _resubmit_other(self, op: Op, timeout: Optional[float]) -> Op:
-        kind = op.kind
+    def _resubmit_any(self, op: Op, kind: OpKind, timeout: Optional[float]) -> Op:
         if op._inflight is not None:
             state = "is still pending" if not op.done else "has completed but not surfaced yet"
             if _owner(op) is not self:
                 state += " in another Proactor"
             raise RuntimeError(f"resubmit needs an op whose completion surfaced; {op!r} {state}")
-        if kind is not _SEND and kind is not _ACCEPT and kind is not _READABLE:
+        if kind is not _RECV and kind is not _SEND and kind is not _ACCEPT and kind is not _READABLE:
             raise ValueError(f"resubmit takes an accept, recv, send or readable op, not a {kind.name.lower()} op")
         self._check_sock(op.sock)
         data = op.buf
-        view = data if kind is not _SEND or type(data) is bytes or type(data) is bytearray else _byte_view(data)
+        view = None
+        if kind is _RECV:
+            size = _writable_size(data)
+        elif kind is _SEND:
+            view = data if type(data) is bytes or type(data) is bytearray else _byte_view(data)
+            size = len(view)
+        else:
+            size = 1
         if timeout is not None:
             _seconds("timeout", timeout)  # (before the op changes)
         op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._bk = None
-        op._view = view if kind is _SEND else None
+        op._view = view
         if timeout is not None:
             self._arm(op, timeout)
         self._pending += 1
-        if kind is _ACCEPT:
-            self._backend.accept(op)
+        if not size:
+            self._complete(op, 0, None)
+        elif kind is _RECV:
+            self._backend.recv(op)
+        elif kind is _SEND:
+            self._backend.send(op)
         elif kind is _READABLE:
             self._backend.readable(op)
-        elif len(view):
-            self._backend.send(op)
         else:
-            self._complete(op, 0, None)
+            self._backend.accept(op)
         return op
 
     def sleep(self, seconds: float, callback: Optional[Callback] = None, tag: Any = None) -> Op:
