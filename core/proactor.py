@@ -405,27 +405,28 @@ class Proactor:
         carry over.
         """
         try:
-            kind = op.kind
-        except AttributeError:
-            raise TypeError(f"resubmit takes an Op, not {type(op).__name__}") from None
-        if kind is _RECV and op._inflight is None and timeout is None:
-            # The per-message path: _resubmit_any, inlined for a recv without a timeout.
-            buf = op.buf
-            buftype = type(buf)
-            size = buf.nbytes if buftype is memoryview else len(buf) if buftype is bytearray else _writable_size(buf)
-            sock = op.sock
-            if self._closed or sock.fileno() < 0:
-                self._check_sock(sock)
-            # A new Op's fields, as recv() sets them (tests/test_core.py checks all are reset);
-            # _inflight = self also kills the last submission's timeout, if any.
-            op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._bk = None
-            self._pending += 1
-            if size:
-                self._backend.recv(op)
-            else:
-                self._complete(op, 0, None)
-            return op
-        return self._resubmit_any(op, kind, timeout)
+            if op.kind is _RECV and op._inflight is None and timeout is None:
+                # The per-message path: _resubmit_any, inlined for a recv without a timeout.
+                buf = op.buf
+                buftype = type(buf)
+                size = buf.nbytes if buftype is memoryview else len(buf) if buftype is bytearray else _writable_size(buf)
+                sock = op.sock
+                if self._closed or sock.fileno() < 0:
+                    self._check_sock(sock)
+                # A new Op's fields, as recv() sets them (tests/test_core.py checks all are reset);
+                # _inflight = self also kills the last submission's timeout, if any.
+                op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._bk = None
+                self._pending += 1
+                if size:
+                    self._backend.recv(op)
+                else:
+                    self._complete(op, 0, None)
+                return op
+        except AttributeError:  # (a try costs nothing until it catches)
+            if not isinstance(op, Op):
+                raise TypeError(f"resubmit takes an Op, not {type(op).__name__}") from None
+            raise
+        return self._resubmit_any(op, op.kind, timeout)
 
     def _resubmit_any(self, op: Op, kind: OpKind, timeout: Optional[float]) -> Op:
         if op._inflight is not None:
