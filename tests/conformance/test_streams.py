@@ -155,6 +155,7 @@ def test_misused_cancel_and_resubmit_raise_and_change_nothing(backend):
     from .harness import open_proactor
     with open_proactor(backend) as px, open_proactor(backend) as other:
         drv, odrv = Driver(px), Driver(other)
+        drv.pump(0.001)  # (px blocks first, so the two are closed in the reverse order of their first waits)
         a, b = pair(other, drv=odrv)
         theirs = [other.recv(b, bytearray(4), odrv.cb), other.sleep(30, odrv.cb)]
         mine = px.sleep(30, drv.cb)
