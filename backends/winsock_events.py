@@ -419,9 +419,16 @@ class _Native:
             _GRAVEYARD.append(w)
             return
         self.sig_installed = None
-        current = signal.set_wakeup_fd(self.sig_prev)
-        if current != w.fileno():  # another was installed over ours since: leave that one
+        prev = self.sig_prev
+        while prev in _CLOSED_WAKEUPS:  # one of ours, closed since: put back what it replaced
+            prev = _CLOSED_WAKEUPS.pop(prev)
+        try:
+            current = signal.set_wakeup_fd(prev)
+        except (ValueError, OSError):  # a foreign fd, closed since: none is better than a stale one
+            current = signal.set_wakeup_fd(-1)
+        if current != w.fileno():  # another was installed over ours since: leave that one,
             signal.set_wakeup_fd(current)
+            _CLOSED_WAKEUPS[w.fileno()] = prev  # and whoever restores ours gets what ours replaced
 
     def abandon(self) -> None:
         """The backend was dropped without close(): no op may complete any more
@@ -435,6 +442,11 @@ class _Native:
         self.uninstall_wakeup_fd()
         self.settle(self.slots)
         self.release()
+
+
+# Wakeup fds of ours closed while another was installed over them -> the fd each had
+# replaced: closing Proactors in any order then puts back a live fd, never a closed one.
+_CLOSED_WAKEUPS: dict[int, int] = {}
 
 
 def _sweep(wait: Any, handles: Any, n: int, first: int) -> list[int]:
@@ -1225,6 +1237,7 @@ class WinsockBackend(Backend):
             # call per wait. (Off the main thread no signal arrives here: nothing to do.)
             try:
                 native.sig_prev = signal.set_wakeup_fd(self._sig_w.fileno(), warn_on_full_buffer=False)
+                _CLOSED_WAKEUPS.pop(self._sig_w.fileno(), None)  # that number is live again
                 native.sig_installed = self._sig_w
             except (ValueError, OSError):
                 pass

@@ -323,3 +323,20 @@ def test_blocking_waits_do_not_reinstall_the_wakeup_fd(monkeypatch):
     t.start()
     t.join()
     assert calls == [], "set_wakeup_fd called off the main thread (where it raises)"
+
+
+def test_proactors_closed_in_any_order_put_the_wakeup_fd_back():
+    """Two Proactors block in turn on the main thread (the second's wakeup fd goes
+    over the first's); whichever closes first, neither close() fails, and at the end
+    the wakeup fd is what it was before either."""
+    before = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(before)
+    for first_closed in (0, 1):
+        pxs = [Proactor(backend=StandInWinsockBackend) for _ in range(2)]
+        for p in pxs:
+            p.sleep(0.001)
+            p.wait()
+        pxs[first_closed].close()
+        pxs[1 - first_closed].close()
+        now = signal.set_wakeup_fd(before)
+        assert now == before, f"wakeup fd {now} left installed after closing in order {first_closed}"
