@@ -35,8 +35,8 @@ from . import stats
 from .native import build as native_build
 from .progress import Progress
 from .workloads import (INPROC_WORKLOADS, NETWORK_WORKLOADS, STATIC_INPROC, STATIC_SERVERS,
-                        Selection, ServerSpec, Settings, Task, build_plan, estimate_seconds,
-                        overlapio_server)
+                        OVERLAPIO_STYLES, Selection, ServerSpec, Settings, Task, build_plan,
+                        estimate_seconds, overlapio_server)
 
 REPO = Path(__file__).resolve().parent.parent
 SERVERS_DIR = REPO / "bench" / "servers"
@@ -536,11 +536,14 @@ def discover(sel: Selection, env: dict, tools: Tools, need_servers: bool, need_i
                 skipped.append({"contestant": name, "reason": err})
     for b, (ok, reason) in sorted(backends.items()):
         name = f"overlapio-{b}"
-        if not sel.wants_contestant(name):
+        specs = [spec for spec in (overlapio_server(b, style) for style in OVERLAPIO_STYLES)
+                 if sel.wants_contestant(spec.name)]
+        if not specs and not sel.wants_contestant(name):
             continue
         if ok:
-            ov_servers.append(overlapio_server(b))
-            ov_inproc.append(name)
+            ov_servers += specs
+            if sel.wants_contestant(name):
+                ov_inproc.append(name)
         else:
             skipped.append({"contestant": name, "reason": reason or "backend unavailable"})
 

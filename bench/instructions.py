@@ -2,8 +2,10 @@
 
     python -m bench.instructions [--conns 10] [--size 1024] [--messages 200] [NAME ...]
 
-NAME is a Python server contestant (overlapio-posix, asyncio-buffered, selectors-raw,
-...; default: those three). Each runs under ``valgrind --tool=callgrind`` twice,
+NAME is a Python server contestant (overlapio-posix, overlapio-uring-plain,
+asyncio-buffered, selectors-raw, ...; default: overlapio-<backend> and
+overlapio-<backend>-plain for posix and, where it is available, uring, then
+asyncio-buffered and selectors-raw). Each runs under ``valgrind --tool=callgrind`` twice,
 driven by a ping-pong peer in this process: once for M messages and once for 6 M
 (M = --messages per connection). The difference of the two totals, divided by the
 5 M x conns extra messages, is the user-space cost of one message with start-up
@@ -25,17 +27,22 @@ import tempfile
 from typing import Optional, Sequence
 
 from .harness import SERVERS_DIR, child_env
-from .workloads import STATIC_SERVERS, ServerSpec, overlapio_server
+from .workloads import OVERLAPIO_STYLES, STATIC_SERVERS, ServerSpec, overlapio_server
 
-DEFAULT = ("overlapio-posix", "asyncio-buffered", "selectors-raw")
+DEFAULT_BACKENDS = ("posix", "uring")  # those available here are counted by default
+DEFAULT_OTHERS = ("asyncio-buffered", "selectors-raw")
 BASELINE = "asyncio-buffered"  # the ratios printed are to this one
 
 # Runs a server script that exits when its stdin is closed, so that callgrind writes
 # its counts (a process killed by a signal writes none). No signal is involved: a
-# watcher thread blocked in read() costs the server nothing per message.
+# watcher thread blocked in read() costs the server nothing per message. An overlapio
+# server also exits by itself once every connection ended (--exit-after): valgrind
+# runs no other thread, and delivers no signal, while one blocks in io_uring_enter.
 _LAUNCH = (
     "import os, runpy, sys, threading\n"
-    "def watch(): sys.stdin.buffer.read(); os._exit(0)\n"
+    "def watch():\n"
+    "    while os.read(0, 4096): pass\n"  # (not sys.stdin: its lock would stall a normal exit)
+    "    os._exit(0)\n"
     "threading.Thread(target=watch, daemon=True).start()\n"
     "sys.path.insert(0, os.path.dirname(sys.argv[1]))\n"
     "sys.argv = sys.argv[1:]\n"
@@ -50,9 +57,23 @@ def spec_named(name: str) -> ServerSpec:
                 raise SystemExit(f"error: {name} is native code; callgrind counts of it say nothing about Python")
             return spec
     if name.startswith("overlapio-"):
-        return overlapio_server(name[len("overlapio-"):])
+        backend, _, style = name[len("overlapio-"):].partition("-")
+        if style in OVERLAPIO_STYLES[1:]:
+            return overlapio_server(backend, style)
+        if backend and not style:
+            return overlapio_server(backend)
     known = ", ".join(s.name for s in STATIC_SERVERS if not s.native)
-    raise SystemExit(f"error: unknown server {name!r} (known: overlapio-<backend>, {known})")
+    styles = "".join(f", overlapio-<backend>-{style}" for style in OVERLAPIO_STYLES[1:])
+    raise SystemExit(f"error: unknown server {name!r} (known: overlapio-<backend>{styles}, {known})")
+
+
+def default_names() -> list[str]:
+    """Both overlapio styles on each default backend this machine has, then the rest."""
+    import overlapio
+
+    available = overlapio.available_backends()
+    return [overlapio_server(b, style).name for b in DEFAULT_BACKENDS if available.get(b, (False,))[0]
+            for style in OVERLAPIO_STYLES] + list(DEFAULT_OTHERS)
 
 
 def pingpong(port: int, conns: int, per_conn: int, size: int) -> None:
@@ -101,8 +122,9 @@ def count(spec: ServerSpec, conns: int, per_conn: int, size: int, valgrind: str)
     """Instructions the server ran, start to exit, echoing conns x per_conn messages."""
     with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as tmp:
         out = os.path.join(tmp, "callgrind.out")
+        extra = ("--exit-after", str(conns)) if spec.script == "overlapio_echo.py" else ()
         argv = [valgrind, "-q", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", _LAUNCH,
-                str(SERVERS_DIR / spec.script), "--port", "0", "--bufsize", "65536", *spec.args]
+                str(SERVERS_DIR / spec.script), "--port", "0", "--bufsize", "65536", *spec.args, *extra]
         # A fixed hash seed: both runs then start up alike, instruction for instruction.
         env = dict(child_env(), PYTHONHASHSEED="0")
         with open(os.path.join(tmp, "stderr"), "w+") as err:
@@ -115,8 +137,10 @@ def count(spec: ServerSpec, conns: int, per_conn: int, size: int, valgrind: str)
                     raise SystemExit(f"error: {spec.name} did not start: {' '.join(line) or err.read()[-500:]}")
                 pingpong(int(line[1]), conns, per_conn, size)
             finally:
-                proc.stdin.close()  # the server's cue to exit
                 try:
+                    if extra:  # it exits by itself: stdin stays open, so that it exits one way only
+                        proc.wait(60)
+                    proc.stdin.close()  # the other servers' cue to exit
                     proc.wait(60)
                 except subprocess.TimeoutExpired:
                     proc.kill()
@@ -141,7 +165,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.instructions",
                                 description=__doc__.split("\n\n")[1].strip(),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="*", metavar="NAME", help=f"server contestants (default: {' '.join(DEFAULT)})")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="server contestants (default: overlapio-{posix,uring}[-plain] where available, "
+                        f"{' '.join(DEFAULT_OTHERS)})")
     p.add_argument("--conns", type=int, default=10, help="connections (default 10)")
     p.add_argument("--size", type=int, default=1024, help="message bytes (default 1024)")
     p.add_argument("--messages", type=int, default=200,
@@ -153,7 +179,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if valgrind is None:
         print("error: valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
         return 2
-    specs = [spec_named(n) for n in (a.names or DEFAULT)]
+    specs = [spec_named(n) for n in (a.names or default_names())]
     print(f"{a.size}-byte ping-pong, {a.conns} connections, Python {sys.version.split()[0]}")
     results = {}
     for spec in specs:

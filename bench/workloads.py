@@ -23,8 +23,9 @@ In-process (one process per run, see bench/inproc.py):
 
 Contestants
 -----------
-Servers: c-epoll (native reference: the machine's limit), overlapio-<backend> (one
-per backend that overlapio.available_backends() reports usable), asyncio-protocol,
+Servers: c-epoll (native reference: the machine's limit), overlapio-<backend> and
+overlapio-<backend>-plain (the try_send/resubmit server and the one-recv-one-send
+server, per backend that overlapio.available_backends() reports usable), asyncio-protocol,
 asyncio-buffered, asyncio-streams, uvloop-protocol, trio, selectors-raw (a minimal
 hand-written selectors loop: the floor for pure Python on readiness I/O).
 In-process: overlapio-<backend>, asyncio, uvloop, trio.
@@ -77,14 +78,22 @@ STATIC_SERVERS = (
 STATIC_INPROC = ("asyncio", "uvloop", "trio")
 
 
-def overlapio_server(backend: str) -> ServerSpec:
-    return ServerSpec(f"overlapio-{backend}", "overlapio_echo.py", ("--backend", backend),
-                      f"overlapio, {backend} backend")
+OVERLAPIO_STYLES = ("fast", "plain")  # bench/servers/overlapio_echo.py --style
+
+
+def overlapio_server(backend: str, style: str = "fast") -> ServerSpec:
+    """overlapio-<backend> (try_send + resubmit) or overlapio-<backend>-plain (a recv
+    op and a send op per message)."""
+    if style == "fast":
+        return ServerSpec(f"overlapio-{backend}", "overlapio_echo.py", ("--backend", backend),
+                          f"overlapio, {backend} backend")
+    return ServerSpec(f"overlapio-{backend}-{style}", "overlapio_echo.py", ("--backend", backend, "--style", style),
+                      f"overlapio, {backend} backend, {style} style")
 
 
 def known_contestant_names(backends: Iterable[str] = ("posix",)) -> list[str]:
     names = [s.name for s in STATIC_SERVERS] + list(STATIC_INPROC)
-    names += [f"overlapio-{b}" for b in backends]
+    names += [overlapio_server(b, style).name for b in backends for style in OVERLAPIO_STYLES]
     return sorted(set(names))
 
 

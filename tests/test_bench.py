@@ -20,10 +20,20 @@ from bench import cli, harness, inproc, report, stats  # noqa: E402
 from bench.native import build as native_build  # noqa: E402
 from bench.progress import Progress  # noqa: E402
 from bench.workloads import (STATIC_SERVERS, Selection, SelectionError, Settings, Task,  # noqa: E402
-                             build_plan, contestant_matches, parse_only, parse_size)
+                             build_plan, contestant_matches, overlapio_server, parse_only, parse_size)
 
 HAVE_CC = shutil.which("cc") is not None
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux /proc and epoll")
+
+
+def _uring_reason():
+    import overlapio
+
+    ok, reason = overlapio.available_backends().get("uring", (False, "unknown backend"))
+    return None if ok else reason
+
+
+needs_uring = pytest.mark.skipif(_uring_reason() is not None, reason=f"uring unavailable: {_uring_reason()}")
 
 
 # ----------------------------------------------------------------- stats
@@ -283,11 +293,16 @@ def _check_pingpong_record(rec, duration):
 
 @linux_only
 @pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
-@pytest.mark.parametrize("contestant", ["c-epoll", "asyncio-buffered"])
+@pytest.mark.parametrize("contestant", ["c-epoll", "asyncio-buffered",
+                                        pytest.param("overlapio-uring", marks=needs_uring),
+                                        pytest.param("overlapio-uring-plain", marks=needs_uring)])
 def test_end_to_end_pingpong(contestant):
     tools = harness.Tools.build()
     assert tools.loadgen is not None, tools.reasons
-    spec = next(s for s in STATIC_SERVERS if s.name == contestant)
+    spec = next((s for s in STATIC_SERVERS if s.name == contestant), None)
+    if spec is None:
+        backend, _, style = contestant.removeprefix("overlapio-").partition("-")
+        spec = overlapio_server(backend, style or "fast")
     s = Settings(warmup=0.2, duration=0.8)
     rec = harness.run_network(Task("pingpong", contestant, 0, 1024, 1), spec, tools, s,
                               harness.child_env())
@@ -320,6 +335,42 @@ def test_instructions_per_message_orders_the_servers():
     raw = instructions.per_message(instructions.spec_named("selectors-raw"), 2, 30, 1024, valgrind)
     aio = instructions.per_message(instructions.spec_named("asyncio-buffered"), 2, 30, 1024, valgrind)
     assert 1_000 < raw < aio < 200_000, (raw, aio)
+
+
+@pytest.mark.slow
+@needs_uring
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_instructions_per_message_on_uring_both_styles():
+    # A server blocked in io_uring_enter runs no other thread under valgrind: each
+    # run must still end by itself (--exit-after) and write its counts. A recv op
+    # and a send op per message cost more than a resubmitted recv and try_send.
+    from bench import instructions
+
+    valgrind = shutil.which("valgrind")
+    fast = instructions.per_message(instructions.spec_named("overlapio-uring"), 2, 30, 1024, valgrind)
+    plain = instructions.per_message(instructions.spec_named("overlapio-uring-plain"), 2, 30, 1024, valgrind)
+    assert 1_000 < fast < plain < 200_000, (fast, plain)
+
+
+def test_instructions_contestant_names():
+    from bench import instructions
+
+    plain = instructions.spec_named("overlapio-uring-plain")
+    assert plain.script == "overlapio_echo.py" and plain.args == ("--backend", "uring", "--style", "plain")
+    assert instructions.spec_named("overlapio-posix").args == ("--backend", "posix")
+    with pytest.raises(SystemExit, match="unknown server 'overlapio-uring-bogus'"):
+        instructions.spec_named("overlapio-uring-bogus")
+    names = instructions.default_names()
+    assert names[:2] == ["overlapio-posix", "overlapio-posix-plain"] and names[-2:] == list(instructions.DEFAULT_OTHERS)
+    assert ("overlapio-uring-plain" in names) == (_uring_reason() is None)
+
+
+def test_discover_offers_both_overlapio_styles_per_backend():
+    tools = harness.Tools()
+    servers, _, _, backends = harness.discover(parse_only(["overlapio-posix-plain"]), harness.child_env(), tools,
+                                               True, False)
+    assert [s.name for s in servers] == ["overlapio-posix-plain"]
+    assert servers[0].args[-2:] == ("--style", "plain")
 
 
 def test_instructions_cli_rejects_bad_input(capsys):

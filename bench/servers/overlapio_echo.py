@@ -1,5 +1,7 @@
 """Echo server: overlapio, completion style (`--backend NAME`, default: platform default).
 
+`--style fast` (the default):
+
 Accept loop; per connection one preallocated bytearray and memoryview and one recv op:
 recv(view) -> try_send(view[:n]) -> resubmit the recv (or, when the socket took only
 part of the reply, send the rest and resubmit the recv once that completes); close on
@@ -9,6 +11,9 @@ Callbacks are created once per connection, not per message (keeps the hot path l
 ACCEPTS accept ops are kept pending on the listener, as completion-style servers do
 with AcceptEx; with a single pending accept a server takes on one connection per loop
 iteration, while asyncio, trio and the C server accept in a loop until EAGAIN.
+
+`--style plain`: the README's first example, the code a newcomer writes: a new recv
+op, then a new send op of the whole reply, per message (no try_send, no resubmit).
 """
 import socket
 
@@ -19,6 +24,12 @@ ACCEPTS = 64
 
 def _extra(p):
     p.add_argument("--backend", default=None, help="overlapio backend name (default: platform)")
+    p.add_argument("--style", choices=("fast", "plain"), default="fast",
+                   help="fast: try_send + resubmit; plain: a recv op and a send op per message")
+    # Under valgrind nothing but ring I/O wakes a thread blocked in io_uring_enter (no
+    # signal, no other thread), so bench.instructions ends a run with the connections.
+    p.add_argument("--exit-after", type=int, default=0, metavar="N",
+                   help="exit once N connections have ended (default: run until killed)")
 
 
 def main():
@@ -47,6 +58,13 @@ def main():
     bufsize = args.bufsize
     lsock = px.listen((args.host, args.port), backlog=1024)
     NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    ended = [0]
+
+    def end(conn):
+        px.close(conn)
+        ended[0] += 1
+        if ended[0] == args.exit_after:
+            px.stop()
 
     def serve(conn):
         view = memoryview(bytearray(bufsize))
@@ -65,22 +83,41 @@ def main():
                 try:
                     sent = try_send(conn, view[:n])
                 except OSError:
-                    px.close(conn)
+                    end(conn)
                     return
                 if sent == n:
                     resubmit(op)
                 else:
                     send(conn, view[sent:n], on_send)
             else:
-                px.close(conn)
+                end(conn)
 
         def on_send(op):
             if op.nbytes == len(op.buf):
                 resubmit(reader)
             else:
-                px.close(conn)
+                end(conn)
 
         reader = px.recv(conn, view, on_recv)
+
+    def serve_plain(conn):
+        view = memoryview(bytearray(bufsize))
+
+        def on_recv(op):
+            if op.exception or op.result == 0:  # a reset, or end of stream
+                end(conn)
+            else:
+                px.send(conn, view[:op.result], callback=on_sent)
+
+        def on_sent(op):
+            if op.exception:
+                end(conn)
+            else:
+                px.recv(conn, view, callback=on_recv)
+
+        px.recv(conn, view, callback=on_recv)
+
+    start = serve_plain if args.style == "plain" else serve
 
     def on_accept(op):
         try:
@@ -95,12 +132,13 @@ def main():
                 conn.setsockopt(*NODELAY)
             except OSError:
                 pass
-            serve(conn)
+            start(conn)
 
     for _ in range(ACCEPTS):
         px.accept(lsock, callback=on_accept)
     ready(lsock.getsockname()[1], bufsize)
     px.run()
+    px.close()  # after --exit-after: the ring gives every buffer back before the exit
 
 
 if __name__ == "__main__":
