@@ -1,9 +1,11 @@
 """The Linux io_uring backend: completions done by the kernel, as on Windows.
 
-One ring per Proactor. Ops become SQEs queued in the ring's shared memory (a cffi
-call each, no system call); ``poll()`` submits them all and waits in one
-``io_uring_enter``, and the C half (``uring_cdef.py``) copies the completions
-into two flat arrays that Python walks once.
+One ring per Proactor. A recv or send is a request appended to two Python lists
+(no cffi call per op); ``poll()`` hands them to one C call that writes
+their SQEs, submits them all and waits in one ``io_uring_enter``, and the C half
+(``uring_cdef.py``) copies the completions into two flat arrays that Python walks
+once. Accept, connect and cancel write their SQE directly, after the list (so the
+ring keeps submission order).
 
 Order: each socket keeps FIFO queues of its recvs and sends, and only the head
 of each is in the kernel, so several pending recvs (or sends) on one socket
@@ -46,7 +48,7 @@ else:
     _IMPORT_ERROR = None
     # Bound once: a cffi lib attribute lookup costs more than the call's own work.
     from_buffer, unpack = ffi.from_buffer, ffi.unpack
-    _uring_recv, _uring_send, _uring_wait = lib.uring_recv, lib.uring_send, lib.uring_wait
+    _uring_wait, _uring_queue = lib.uring_wait, lib.uring_queue
 
 _RECV, _SEND, _ACCEPT, _READABLE = OpKind.RECV, OpKind.SEND, OpKind.ACCEPT, OpKind.READABLE
 _SQ_ENTRIES = 1024
@@ -107,11 +109,12 @@ def _probe() -> Optional[str]:
 class _Sock:
     """A socket's queues: the head of ``recvs`` and of ``sends`` is in the kernel."""
 
-    __slots__ = ("sock", "fd", "recvs", "sends", "accepts", "readers", "connect", "live")
+    __slots__ = ("sock", "fd", "req", "recvs", "sends", "accepts", "readers", "connect", "live")
 
     def __init__(self, sock: socket.socket, fd: int) -> None:
         self.sock = sock
         self.fd = fd
+        self.req = fd << 1  # the fd as a queued request carries it (see _Ring.sq)
         self.recvs: deque[Op] = deque()
         self.sends: deque[Op] = deque()
         self.accepts: list[Op] = []  # all in the kernel at once
@@ -131,6 +134,10 @@ class _Ring:
         self._lib, self._ffi, self._clock, self._leaked, self._os_close = lib, ffi, monotonic, _LEAKED, os.close
         self.r = ffi.new("struct uring *")
         self.inflight: dict[int, tuple] = {}  # user data -> (op, _Sock, cffi buffer view)
+        # Requests not yet written into the ring (their ops are in inflight already):
+        # sq holds user data, fd << 1 | is-a-send and length of each, bufs its buffer.
+        self.sq: list[int] = []
+        self.bufs: list = []
         self.wake_fd = os.eventfd(0, os.EFD_CLOEXEC)  # blocking: the ring's read of it must wait
         # wakeup() racing close(): never write to a recycled number. Held only
         # around one eventfd write or the release; re-entrant, so a signal handler
@@ -146,7 +153,14 @@ class _Ring:
         """Cancel everything in the kernel and wait (up to ``limit`` seconds) for
         every completion, passing staged ones to ``handle()`` (or dropping them).
         Then release the ring, unless the kernel still holds buffers."""
-        lib_, r, inflight = self._lib, self.r, self.inflight
+        lib_, r, inflight, sq = self._lib, self.r, self.inflight, self.sq
+        if sq:
+            lib_.uring_queue(r, sq, self.bufs, len(self.bufs))
+            for ud in sq[::3]:
+                if ud > r.queued_ud:  # the ring was full: the kernel never saw it
+                    inflight.pop(ud, None)
+            sq.clear()
+            self.bufs.clear()
         for ud in list(inflight):
             lib_.uring_cancel(r, ud)
         lib_.uring_cancel(r, 1)  # the eventfd read
@@ -155,7 +169,7 @@ class _Ring:
             if self._clock() > deadline:
                 self._leaked.append(self)  # the kernel may still write into these buffers
                 return False
-            lib_.uring_wait(r, 50_000_000)
+            lib_.uring_wait(r, 50_000_000, self._ffi.NULL, self._ffi.NULL, 0)
             if handle is not None:
                 handle()
             else:
@@ -198,6 +212,8 @@ class UringBackend(Backend):
         self._ring = _Ring()
         self._r = self._ring.r
         self._inflight = self._ring.inflight
+        self._sq = self._ring.sq
+        self._bufs = self._ring.bufs
         self._cancelling: set[int] = set()  # user data of ops asked to cancel
         self._accepted: dict[int, tuple] = {}  # user data -> (conn, address) not yet recorded
         self._ud = 2  # 0 and 1 are the C half's own
@@ -225,8 +241,16 @@ class UringBackend(Backend):
         return st
 
     # -- submitting ----------------------------------------------------------
+    def _flush(self) -> None:
+        """Write the queued recv and send requests into the ring: before an SQE
+        written directly, so that the ring keeps submission order."""
+        sq = self._sq
+        if sq and _uring_queue(self._r, sq, self._bufs, len(self._bufs)):
+            sq.clear()
+            self._bufs.clear()
+
     def _started(self, op: Op, st: _Sock, keep: Any, ud: int, rc: int) -> bool:
-        """Book-keeping once ``op``'s SQE is queued (``rc`` 0); else ``op`` fails."""
+        """Book-keeping once ``op``'s SQE is written directly (``rc`` 0); else ``op`` fails."""
         if rc == 0:
             op._bk = ud
             self._inflight[ud] = (op, st, keep)
@@ -239,25 +263,33 @@ class UringBackend(Backend):
         keep = from_buffer("char[]", op.buf, True)  # (positional: twice as fast as require_writable=)
         ud = self._ud
         self._ud = ud + 1
-        if _uring_recv(self._r, st.fd, keep, len(keep), ud) == 0:
-            op._bk = ud
-            self._inflight[ud] = (op, st, keep)
-        elif not self._started(op, st, keep, ud, -errno.EBUSY):
-            self._start_next(op, st)
+        sq = self._sq
+        sq.append(ud)
+        sq.append(st.req)
+        sq.append(len(keep))
+        self._bufs.append(keep)
+        op._bk = ud
+        self._inflight[ud] = (op, st, keep)
 
     def _start_send(self, st: _Sock, op: Op) -> None:
         keep = from_buffer(op._view)
         ud = self._ud
         self._ud = ud + 1
         done = op.nbytes
-        if not self._started(op, st, keep, ud, _uring_send(self._r, st.fd, keep + done, len(keep) - done, ud)):
-            self._start_next(op, st)
+        sq = self._sq
+        sq.append(ud)
+        sq.append(st.req + 1)
+        sq.append(len(keep) - done)
+        self._bufs.append(keep + done)
+        op._bk = ud
+        self._inflight[ud] = (op, st, keep)
 
     def _start_accept(self, st: _Sock, op: Op) -> None:
         keep = ffi.new("char[]", _ADDR_ROOM + 4)
         ffi.cast("unsigned *", keep + _ADDR_ROOM)[0] = _ADDR_ROOM
         ud = self._ud
         self._ud = ud + 1
+        self._flush()
         self._started(op, st, keep, ud, lib.uring_accept(self._r, st.fd, keep, keep + _ADDR_ROOM, ud))
 
     def _start_next(self, op: Op, st: _Sock) -> None:
@@ -284,6 +316,7 @@ class UringBackend(Backend):
     def _start_readable(self, st: _Sock, op: Op) -> None:
         ud = self._ud
         self._ud = ud + 1
+        self._flush()
         self._started(op, st, None, ud, lib.uring_poll_in(self._r, st.fd, ud))
 
     def connect(self, op: Op, address: Any) -> None:
@@ -298,6 +331,7 @@ class UringBackend(Backend):
             return
         ud = self._ud
         self._ud = ud + 1
+        self._flush()
         if self._started(op, st, keep, ud, lib.uring_connect(self._r, st.fd, keep, len(keep), ud)):
             st.connect = op
 
@@ -310,11 +344,13 @@ class UringBackend(Backend):
             keep = from_buffer("char[]", op.buf, True)
             ud = self._ud
             self._ud = ud + 1
-            if _uring_recv(self._r, st.fd, keep, len(keep), ud) == 0:
-                op._bk = ud
-                self._inflight[ud] = (op, st, keep)
-            elif not self._started(op, st, keep, ud, -errno.EBUSY):
-                self._start_next(op, st)
+            sq = self._sq
+            sq.append(ud)
+            sq.append(st.req)
+            sq.append(len(keep))
+            self._bufs.append(keep)
+            op._bk = ud
+            self._inflight[ud] = (op, st, keep)
 
     def send(self, op: Op) -> None:
         st = self._socks.get(op.sock) or self._state(op.sock)
@@ -325,11 +361,13 @@ class UringBackend(Backend):
             keep = from_buffer(op._view)
             ud = self._ud
             self._ud = ud + 1
-            if _uring_send(self._r, st.fd, keep, len(keep), ud) == 0:
-                op._bk = ud
-                self._inflight[ud] = (op, st, keep)
-            elif not self._started(op, st, keep, ud, -errno.EBUSY):
-                self._start_next(op, st)
+            sq = self._sq
+            sq.append(ud)
+            sq.append(st.req + 1)
+            sq.append(len(keep))
+            self._bufs.append(keep)
+            op._bk = ud
+            self._inflight[ud] = (op, st, keep)
 
     def try_send(self, sock: socket.socket, data: Any) -> int:
         st = self._socks.get(sock)
@@ -358,7 +396,8 @@ class UringBackend(Backend):
                 return
 
     def _cancel_in_kernel(self, op: Op, ud: int) -> None:
-        if lib.uring_void(self._r, ud):
+        self._flush()
+        if lib.uring_void(self._r, ud) or self._drop_request(ud):
             # Not submitted yet: it never reaches the kernel, so it ends here.
             _, st, _ = self._inflight.pop(ud)
             self._unqueue(op, st)
@@ -368,6 +407,17 @@ class UringBackend(Backend):
             return
         self._cancelling.add(ud)
         lib.uring_cancel(self._r, ud)
+
+    def _drop_request(self, ud: int) -> bool:
+        """Take the request of ``ud`` off the queue if the ring was too full for it."""
+        sq = self._sq
+        if sq and ud > self._r.queued_ud:
+            for i in range(0, len(sq), 3):
+                if sq[i] == ud:
+                    del sq[i:i + 3]
+                    del self._bufs[i // 3]
+                    return True
+        return False
 
     def close_socket(self, sock: socket.socket) -> None:
         st = self._socks.get(sock)
@@ -410,8 +460,12 @@ class UringBackend(Backend):
             ns = int(timeout * 1e9)
             if ns <= 0 < timeout:
                 ns = 1
+        sq, bufs = self._sq, self._bufs
         try:
-            n = _uring_wait(self._r, ns)  # completions staged, or -errno
+            n = _uring_wait(self._r, ns, sq, bufs, len(bufs))  # completions staged, or -errno
+            if sq and not self._r.backlog:
+                sq.clear()  # (kept, should an exception come first: the C half skips what it wrote)
+                bufs.clear()
             if n > 0:
                 self._reap(n)
             elif n < 0:
