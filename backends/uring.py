@@ -9,9 +9,11 @@ ring keeps submission order).
 
 Order: each socket keeps FIFO queues of its recvs and sends, and only the head
 of each is in the kernel, so several pending recvs (or sends) on one socket
-complete in submission order with the bytes in stream order. A send goes with
-``MSG_WAITALL``: the kernel itself retries short sends, and its completion says
-how many bytes went out (all of them, or how many before an error or a cancel).
+complete in submission order with the bytes in stream order. A send with none
+queued ahead first goes out as far as the socket takes it at once
+(``MSG_DONTWAIT``, as ``try_send``); what is left goes with ``MSG_WAITALL``: the
+kernel itself retries short sends, and its completion says how many bytes went
+out (all of them, or how many before an error or a cancel).
 
 Buffers: every op in the kernel is in ``_Ring.inflight`` by its user data,
 with the cffi view of its buffer, until its completion arrives: on every path
@@ -353,21 +355,28 @@ class UringBackend(Backend):
             self._inflight[ud] = (op, st, keep)
 
     def send(self, op: Op) -> None:
-        st = self._socks.get(op.sock) or self._state(op.sock)
+        sock = op.sock
+        st = self._socks.get(sock) or self._state(sock)
         sends = st.sends
+        if not sends:
+            # Nothing queued ahead: what the socket takes now goes at once, and a
+            # send that fits completes here, as with try_send: no SQE, no CQE, no
+            # extra poll per message. Only the rest goes through the ring.
+            view = op._view
+            try:
+                n = self.try_send(sock, view)
+            except OSError as exc:
+                self._complete(op, None, exc)
+                return
+            if n == len(view):
+                op.nbytes = op._value = n
+                self._ready.append(op)  # = complete(op, n, None): the Backend's fast path
+                return
+            op.nbytes = n
+            sends.append(op)
+            self._start_send(st, op)
+            return
         sends.append(op)
-        if len(sends) == 1:
-            # _start_send, inlined: the per-message path (a send op starts with nbytes 0).
-            keep = from_buffer(op._view)
-            ud = self._ud
-            self._ud = ud + 1
-            sq = self._sq
-            sq.append(ud)
-            sq.append(st.req + 1)
-            sq.append(len(keep))
-            self._bufs.append(keep)
-            op._bk = ud
-            self._inflight[ud] = (op, st, keep)
 
     def try_send(self, sock: socket.socket, data: Any) -> int:
         st = self._socks.get(sock)

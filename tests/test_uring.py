@@ -105,6 +105,12 @@ def _swap_ready(px: Proactor, ready: deque) -> None:
     px._ready = px._backend._ready = ready
 
 
+def _sends_through_the_ring(px: Proactor) -> None:
+    """A send op normally goes out at once when the socket takes it all; these
+    cases are about send completions handled from the ring."""
+    px._backend.try_send = lambda sock, data: 0
+
+
 @needs_uring
 @pytest.mark.parametrize("at", [1, 2, 3])
 def test_interrupt_while_handling_completions_loses_nothing(at):
@@ -135,6 +141,7 @@ def test_interrupt_while_handling_send_completions_loses_nothing(at):
     with open_proactor("uring") as px:
         drv = Driver(px)
         conns = [pair(px, drv=drv) for _ in range(3)]
+        _sends_through_the_ring(px)
         _swap_ready(px, _RaiseOnce(at))
         sends = [[px.send(a, b"%d-%d;" % (i, k)) for k in range(3)] for i, (a, _) in enumerate(conns)]
         with pytest.raises(KeyboardInterrupt):
@@ -153,6 +160,7 @@ def test_close_right_after_an_interrupted_poll_completes_each_op_once():
     with open_proactor("uring") as px:
         drv = Driver(px)
         conns = [pair(px, drv=drv) for _ in range(3)]
+        _sends_through_the_ring(px)
         _swap_ready(px, _RaiseOnce(1))  # a send's completion is recorded, its entry not yet forgotten
         ops = [px.send(a, b"data", drv.cb) for a, _ in conns]
         with pytest.raises(KeyboardInterrupt):
@@ -334,3 +342,22 @@ def test_a_number_reused_before_the_kernel_saw_the_op():
         new = px.recv(c, bytearray(8))
         drv.wait_for(px.send(peer, b"fresh"), new)
         assert bytes(new.buf[:new.result]) == b"fresh" and bytes(old.buf) == bytes(8)
+
+
+# -- sends ---------------------------------------------------------------------------
+@needs_uring
+def test_a_send_goes_out_at_once_as_far_as_the_socket_takes_it():
+    with open_proactor("uring") as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        small = px.send(a, b"hello")
+        assert small.nbytes == 5 and not px._backend._sq, "a send the socket takes whole needs no SQE"
+        data = payload(16 << 20, 1)  # more than loopback buffers take
+        big = px.send(a, data)
+        assert 0 < big.nbytes < len(data) and px._backend._sq, "the rest goes through the ring"
+        behind = px.send(a, b"after")  # queued behind: nothing of it may go out first
+        assert behind.nbytes == 0
+        got = recv_exactly(px, b, 5 + len(data) + 5, drv=drv)
+        drv.wait_for(small, big, behind)
+        assert got == b"hello" + data + b"after"
+        assert (small.result, big.result, behind.result) == (5, len(data), 5)
