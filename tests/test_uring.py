@@ -361,3 +361,35 @@ def test_a_send_goes_out_at_once_as_far_as_the_socket_takes_it():
         drv.wait_for(small, big, behind)
         assert got == b"hello" + data + b"after"
         assert (small.result, big.result, behind.result) == (5, len(data), 5)
+
+
+@needs_uring
+def test_an_interrupt_right_after_the_queue_was_written_writes_nothing_twice(monkeypatch):
+    # The queued requests stay in their list when an exception comes between the C
+    # call that wrote them and the clearing of the list; handed over again, they must
+    # not become second SQEs (a second recv into the same buffer would eat data).
+    with open_proactor("uring") as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        real = uring._uring_wait
+        interrupted = []
+
+        def wait_then_interrupt(*args):
+            n = real(*args)
+            if not interrupted:
+                interrupted.append(n)
+                raise KeyboardInterrupt
+            return n
+
+        monkeypatch.setattr(uring, "_uring_wait", wait_then_interrupt)
+        first = px.recv(b, bytearray(5))
+        with pytest.raises(KeyboardInterrupt):
+            px.wait(0)
+        assert px._backend._sq, "the list was not cleared"
+        a.send(b"one..")
+        drv.wait_for(first)
+        second = px.recv(b, bytearray(5))
+        a.send(b"two..")
+        drv.wait_for(second)
+        drv.assert_once([first, second])
+        assert (bytes(first.buf), bytes(second.buf)) == (b"one..", b"two..")
