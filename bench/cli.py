@@ -18,7 +18,8 @@ EPILOG = """\
 selection (--only):
   Each --only takes a comma-separated list of names or shell-style globs and may be
   repeated. Names are workloads (%(workloads)s) or contestants
-  (c-epoll, overlapio-<backend>, asyncio-protocol, asyncio-buffered, asyncio-streams,
+  (c-epoll, overlapio-<backend>, overlapio-<backend>-plain, asyncio-protocol,
+  asyncio-buffered, asyncio-streams,
   uvloop-protocol, trio, selectors-raw; in-process: asyncio, uvloop, trio,
   overlapio-<backend>). A contestant name also selects its family: "asyncio" means
   asyncio and every asyncio-*, "overlapio" every backend. Workload names narrow the
