@@ -101,6 +101,13 @@ class Op:
             raise RuntimeError(f"{self!r} is still pending")
         return self._value
 
+    def __await__(self):  # type: ignore[no-untyped-def]
+        """``await op`` inside overlapio's asyncio event loop (:mod:`overlapio.asyncio`):
+        the op's result, or its exception. The op must have no callback."""
+        from ..asyncio import op_future  # the core itself does not need asyncio
+
+        return op_future(self).__await__()
+
     def __repr__(self) -> str:
         if not self.done:
             state = "pending"

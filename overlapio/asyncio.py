@@ -1,0 +1,906 @@
+"""An asyncio event loop on an overlapio :class:`~overlapio.Proactor` (any backend).
+
+::
+
+    import overlapio.asyncio
+
+    async def main():
+        reader, writer = await asyncio.open_connection("127.0.0.1", 7777)
+        ...
+
+    overlapio.asyncio.run(main())                   # the platform's default backend
+    overlapio.asyncio.run(main(), backend="posix")  # or a name, or a Backend class
+
+``asyncio.Runner(loop_factory=overlapio.asyncio.EventLoop)`` (3.11+),
+``asyncio.run(main(), loop_factory=overlapio.asyncio.EventLoop)`` (3.12+) and
+``asyncio.set_event_loop_policy(overlapio.asyncio.EventLoopPolicy())`` work too.
+
+How it is built: :class:`EventLoop` subclasses ``asyncio.BaseEventLoop``, which
+keeps asyncio's own ready queue, timer heap, executor, exception handler, debug
+mode and the generic parts of ``create_connection``/``create_server``/
+``start_tls``. Where a selector loop asks its selector for ready descriptors,
+this loop calls ``Proactor.wait(timeout)``; every socket operation is an
+overlapio op whose completion schedules the code that consumes it. Nothing here
+depends on a backend: docs/asyncio.md says what is supported and how it differs
+from the stock loops.
+"""
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import inspect
+import logging
+import signal
+import socket
+import sys
+import threading
+import warnings
+from asyncio import base_events, constants, coroutines, events, futures, protocols, sslproto, transports, trsock
+from collections import deque
+from typing import Any, Optional
+
+from .core import Op, OpKind, OperationCancelled, Proactor, ProactorClosedError
+
+__all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run", "op_future"]
+
+logger = logging.getLogger(__name__)
+
+_RECV_SIZE = 256 * 1024  # the read buffer of a transport whose protocol is not a BufferedProtocol
+# Server._attach()/_detach() take the transport from Python 3.13 on.
+_SERVER_TAKES_TRANSPORT = len(inspect.signature(base_events.Server._attach).parameters) > 1
+_ACCEPT_PAUSE = 1.0  # seconds an accept loop rests after running out of descriptors (as asyncio's loops do)
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+def _unsupported(what: str) -> NotImplementedError:
+    return NotImplementedError(f"overlapio's asyncio event loop does not support {what}")
+
+
+class _OpFuture(asyncio.Future):
+    """A future that follows one op; cancelling it asks the Proactor to cancel
+    the op at once (``px.cancel``: the op still completes exactly once)."""
+
+    def __init__(self, loop: "EventLoop", op: Optional[Op] = None) -> None:
+        super().__init__(loop=loop)
+        self._op = op
+
+    def cancel(self, msg: Any = None) -> bool:
+        if not super().cancel(msg):
+            return False
+        op, self._op = self._op, None
+        if op is not None and not op.done:
+            px = self._loop._px  # type: ignore[attr-defined]
+            if not px.closed:
+                px.cancel(op)
+        return True
+
+
+class _Selector:
+    """What ``BaseEventLoop._run_once`` calls ``select`` on: one ``Proactor.wait``.
+
+    Op callbacks run inside ``wait``; they only schedule handles or settle
+    futures. Ops submitted without a callback come back from ``wait``: the ones
+    an ``await`` follows settle their future here."""
+
+    def __init__(self, loop: "EventLoop") -> None:
+        self._loop = loop
+
+    def select(self, timeout: Optional[float]) -> list:
+        loop = self._loop
+        try:
+            ops = loop._px.wait(timeout)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # a callback of an op the user submitted raised
+            loop.call_exception_handler({"message": "Exception in an overlapio op callback", "exception": exc})
+            return []
+        awaited = loop._awaited
+        for op in ops:
+            fut = awaited.pop(op, None)
+            if fut is not None:
+                _settle_future(fut, op)
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def _settle_future(fut: asyncio.Future, op: Op) -> None:
+    if fut.done():
+        return
+    exc = op.exception
+    if exc is None:
+        fut.set_result(op.result)
+    else:
+        fut.set_exception(exc)
+
+
+class EventLoop(base_events.BaseEventLoop):
+    """An asyncio event loop whose I/O is overlapio ops on its own Proactor.
+
+    ``EventLoop(backend=None)``: ``backend`` is what ``Proactor(backend=...)``
+    takes (``None``: ``OVERLAPIO_BACKEND`` or the platform default). The
+    Proactor is ``loop.proactor``; ops submitted on it without a callback can be
+    awaited in this loop (``n = await px.recv(sock, buf)``).
+    """
+
+    def __init__(self, backend: Any = None) -> None:
+        super().__init__()
+        self._px = Proactor(backend)
+        self._selector = _Selector(self)
+        self._awaited: "dict[Op, asyncio.Future]" = {}  # ops without a callback that an await follows
+        self._accept_ops: "dict[socket.socket, Op]" = {}  # serving listener -> its pending accept
+        # Data (or a connection) an op brought in after the sock_* call that submitted
+        # it was cancelled: the next call on that socket gets it first.
+        self._leftovers: "dict[socket.socket, deque]" = {}
+        self._signal_handlers: "dict[int, events.Handle]" = {}
+        self._ssock, self._csock = socket.socketpair()
+        self._ssock.setblocking(False)
+        self._csock.setblocking(False)
+        self._internal_fds += 1
+        self._self_buf = bytearray(4096)
+        self._self_op: Optional[Op] = self._px.recv(self._ssock, self._self_buf, self._on_self_read)
+
+    @property
+    def proactor(self) -> Proactor:
+        """The :class:`~overlapio.Proactor` this loop runs on."""
+        return self._px
+
+    @property
+    def backend_name(self) -> str:
+        return self._px.backend_name
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} backend={self._px.backend_name} running={self.is_running()} "
+                f"closed={self.is_closed()} debug={self.get_debug()}>")
+
+    # -- the loop's own machinery ---------------------------------------------------
+    def _process_events(self, event_list: list) -> None:
+        pass  # completions were dispatched inside Proactor.wait()
+
+    def _write_to_self(self) -> None:
+        # Any thread, or a signal handler: one byte on the self-socket completes the
+        # recv op always pending on its other end, which ends Proactor.wait().
+        csock = self._csock
+        if csock is None:
+            return
+        try:
+            csock.send(b"\0")
+        except OSError:
+            if self._debug:
+                logger.debug("Failed to write a byte to the self-socket", exc_info=True)
+
+    def _on_self_read(self, op: Op) -> None:
+        if op.exception is None and op.result and self._self_op is op and not self._px.closed:
+            self._px.resubmit(op)
+        elif op.exception is not None and not isinstance(op.exception, OperationCancelled):
+            self.call_exception_handler({"message": "Error on reading from the event loop self-socket",
+                                         "exception": op.exception, "loop": self})
+
+    def _op_done(self, op: Op) -> None:
+        # The callback of every op a transport or server submits: run ``op.tag(op)``
+        # as a handle of this loop (in the ready queue, with asyncio's error handling).
+        self._ready.append(events.Handle(op.tag, (op,), self, None))
+
+    def run_forever(self) -> None:
+        # As asyncio's proactor loop does: a signal's C-level handler writes to the
+        # self-socket, so a Ctrl-C ends a blocked wait on every backend.
+        prev = None
+        if threading.current_thread() is threading.main_thread() and self._csock is not None:
+            prev = signal.set_wakeup_fd(self._csock.fileno())
+        try:
+            super().run_forever()
+        finally:
+            if prev is not None:
+                signal.set_wakeup_fd(prev)
+
+    def close(self) -> None:
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self.is_closed():
+            return
+        try:
+            for sig in list(self._signal_handlers):
+                self.remove_signal_handler(sig)
+            self._self_op = None
+            for listener in list(self._accept_ops):
+                self._stop_serving(listener)
+            self._leftovers.clear()
+            csock, self._csock = self._csock, None
+            self._px.close(self._ssock)
+            csock.close()
+            self._internal_fds -= 1
+            self._px.close()  # every op still pending completes cancelled
+        finally:
+            super().close()
+
+    # -- awaitable ops ----------------------------------------------------------------
+    def _follow(self, op: Op) -> asyncio.Future:
+        """A future of ``op``'s result (``await op`` in this loop)."""
+        if op.callback is not None:
+            raise TypeError("await needs an op submitted without a callback; this one's completion goes to "
+                            f"{op.callback!r}")
+        fut = _OpFuture(self, op)
+        if op.done:
+            _settle_future(fut, op)
+            return fut
+        other = self._awaited.get(op)
+        if other is not None and not other.done():
+            raise RuntimeError(f"{op!r} is already awaited")
+        self._awaited[op] = fut
+        return fut
+
+    def _submit(self, submit: Any, *args: Any) -> _OpFuture:
+        """Submit an op whose completion settles a new future (inside wait())."""
+        fut = _OpFuture(self)
+        fut._op = submit(*args, self._settle, fut)
+        return fut
+
+    def _settle(self, op: Op) -> None:
+        fut = op.tag
+        if fut.cancelled():
+            self._keep_leftover(op)
+        elif op.kind is OpKind.RECV and op.sock in self._leftovers and op.exception is None:
+            # A cancelled recv's data came in before this recv's: hand over the
+            # earlier bytes first and keep these behind them.
+            view = memoryview(op.buf).cast("B")
+            self._leftovers[op.sock].append(bytes(view[:op.result]))
+            early = self._take_leftover(op.sock, view.nbytes)
+            view[:len(early)] = early
+            fut.set_result(len(early))
+        else:
+            _settle_future(fut, op)
+
+    def _keep_leftover(self, op: Op) -> None:
+        """An op completed with its result although its sock_* call was cancelled
+        (the OS finished it first): keep what it brought for the next call."""
+        if op.exception is not None:
+            return
+        if op.kind is OpKind.RECV and op.result:
+            self._leftovers.setdefault(op.sock, deque()).append(bytes(memoryview(op.buf)[:op.result]))
+        elif op.kind is OpKind.ACCEPT:
+            self._leftovers.setdefault(op.sock, deque()).append(op.result)
+
+    def _take_leftover(self, sock: socket.socket, limit: int = 0) -> Any:
+        queue = self._leftovers.get(sock)
+        if not queue:
+            return None
+        item = queue.popleft()
+        if limit and len(item) > limit:
+            queue.appendleft(item[limit:])
+            item = item[:limit]
+        if not queue:
+            del self._leftovers[sock]
+        return item
+
+    # -- sock_* coroutines ----------------------------------------------------------------
+    def _check_sock(self, sock: socket.socket) -> None:
+        base_events._check_ssl_socket(sock)
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+
+    async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
+        self._check_sock(sock)
+        early = self._take_leftover(sock, n)
+        if early is not None:
+            return early
+        buf = bytearray(n)
+        got = await self._submit(self._px.recv, sock, buf)
+        return bytes(buf[:got])
+
+    async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
+        self._check_sock(sock)
+        view = memoryview(buf).cast("B")
+        early = self._take_leftover(sock, view.nbytes)
+        if early is not None:
+            view[:len(early)] = early
+            return len(early)
+        return await self._submit(self._px.recv, sock, buf)
+
+    async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
+        self._check_sock(sock)
+        await self._submit(self._px.send, sock, data)
+
+    async def sock_connect(self, sock: socket.socket, address: Any) -> None:
+        self._check_sock(sock)
+        if sock.family not in (socket.AF_INET, getattr(socket, "AF_INET6", None)):
+            raise _unsupported(f"sock_connect on {sock.family!r} sockets (overlapio connects TCP sockets)")
+        resolved = await self._ensure_resolved(address, family=sock.family, type=sock.type, proto=sock.proto,
+                                               loop=self)
+        # px.connect(address, callback, tag, *, sock): the address first, the socket by name
+        await self._submit(functools.partial(self._px.connect, sock=sock), resolved[0][4])
+
+    async def sock_accept(self, sock: socket.socket) -> tuple:
+        self._check_sock(sock)
+        early = self._take_leftover(sock)
+        if early is not None:
+            return early
+        return await self._submit(self._px.accept, sock)
+
+    async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> Any:
+        raise _unsupported("sock_recvfrom (datagram sockets)")
+
+    async def sock_recvfrom_into(self, sock: socket.socket, buf: Any, nbytes: int = 0) -> Any:
+        raise _unsupported("sock_recvfrom_into (datagram sockets)")
+
+    async def sock_sendto(self, sock: socket.socket, data: Any, address: Any) -> Any:
+        raise _unsupported("sock_sendto (datagram sockets)")
+
+    # -- transports and servers ---------------------------------------------------------
+    def _make_socket_transport(self, sock: socket.socket, protocol: Any, waiter: Any = None, *,
+                               extra: Any = None, server: Any = None) -> "_SocketTransport":
+        return _SocketTransport(self, sock, protocol, waiter, extra, server)
+
+    def _make_ssl_transport(self, rawsock: socket.socket, protocol: Any, sslcontext: Any, waiter: Any = None, *,
+                            server_side: bool = False, server_hostname: Any = None, extra: Any = None,
+                            server: Any = None, **timeouts: Any) -> Any:
+        # asyncio's own TLS: an SSLProtocol between the socket transport and the
+        # application protocol (which gets SSLProtocol's app transport).
+        ssl_protocol = sslproto.SSLProtocol(self, protocol, sslcontext, waiter, server_side, server_hostname,
+                                            **timeouts)
+        _SocketTransport(self, rawsock, ssl_protocol, extra=extra, server=server)
+        return ssl_protocol._app_transport
+
+    def _start_serving(self, protocol_factory: Any, sock: socket.socket, sslcontext: Any = None, server: Any = None,
+                       backlog: int = 100, ssl_handshake_timeout: Any = None, ssl_shutdown_timeout: Any = None) -> None:
+        timeouts = {"ssl_handshake_timeout": ssl_handshake_timeout}
+        if sys.version_info >= (3, 11):
+            timeouts["ssl_shutdown_timeout"] = ssl_shutdown_timeout
+
+        def on_accept(op: Op) -> None:
+            if self._accept_ops.get(sock) is not op:
+                return  # stopped serving meanwhile (the op completed cancelled, or its conn is closed below)
+            exc = op.exception
+            if exc is not None:
+                del self._accept_ops[sock]
+                if isinstance(exc, OperationCancelled) or sock.fileno() < 0:
+                    return
+                if isinstance(exc, OSError) and exc.errno in _OUT_OF_RESOURCES:
+                    self.call_exception_handler({"message": "socket.accept() out of system resource",
+                                                 "exception": exc, "socket": trsock.TransportSocket(sock)})
+                    self.call_later(_ACCEPT_PAUSE, accept_next)
+                    return
+                self.call_exception_handler({"message": "Accept failed on a socket", "exception": exc,
+                                             "socket": trsock.TransportSocket(sock)})
+                self._stop_serving(sock)
+                return
+            conn, addr = op.result
+            try:
+                protocol = protocol_factory()
+                if sslcontext is not None:
+                    self._make_ssl_transport(conn, protocol, sslcontext, server_side=True, extra={"peername": addr},
+                                             server=server, **timeouts)
+                else:
+                    self._make_socket_transport(conn, protocol, extra={"peername": addr}, server=server)
+            except (SystemExit, KeyboardInterrupt):
+                self._px.close(conn)
+                raise
+            except BaseException as exc:
+                self._px.close(conn)
+                self.call_exception_handler({"message": "Error on transport creation for incoming connection",
+                                             "exception": exc})
+            self._px.resubmit(op)
+
+        def accept_next() -> None:
+            if self.is_closed() or sock.fileno() < 0 or (server is not None and server._sockets is None):
+                return
+            self._accept_ops[sock] = self._px.accept(sock, self._op_done, on_accept)
+
+        accept_next()
+
+    def _stop_serving(self, sock: socket.socket) -> None:
+        self._accept_ops.pop(sock, None)
+        if self._px.closed:
+            sock.close()
+        else:
+            self._px.close(sock)  # the pending accept completes cancelled
+
+    # -- signals ------------------------------------------------------------------------
+    def add_signal_handler(self, sig: int, callback: Any, *args: Any) -> None:
+        """Run ``callback(*args)`` in the loop when signal ``sig`` arrives (POSIX,
+        main thread; as asyncio's Unix loop)."""
+        if sys.platform == "win32":
+            raise _unsupported("add_signal_handler on Windows (neither do asyncio's Windows loops)")
+        if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+            raise TypeError("coroutines cannot be used with add_signal_handler()")
+        self._check_signal(sig)
+        self._check_closed()
+        try:
+            signal.set_wakeup_fd(self._csock.fileno())  # only the main thread may
+        except (ValueError, OSError) as exc:
+            raise RuntimeError(str(exc))
+        self._signal_handlers[sig] = events.Handle(callback, args, self, None)
+        try:
+            signal.signal(sig, self._handle_signal)
+            signal.siginterrupt(sig, False)
+        except OSError as exc:
+            del self._signal_handlers[sig]
+            if not self._signal_handlers and not self.is_running():
+                signal.set_wakeup_fd(-1)
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught")
+            raise
+
+    def _handle_signal(self, sig: int, frame: Any = None) -> None:
+        handle = self._signal_handlers.get(sig)
+        if handle is None:
+            return
+        if handle._cancelled:
+            self.remove_signal_handler(sig)
+        else:
+            self._add_callback_signalsafe(handle)
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        if sys.platform == "win32":
+            raise _unsupported("remove_signal_handler on Windows")
+        self._check_signal(sig)
+        if self._signal_handlers.pop(sig, None) is None:
+            return False
+        handler = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        try:
+            signal.signal(sig, handler)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught")
+            raise
+        if not self._signal_handlers and not self.is_running():
+            try:
+                signal.set_wakeup_fd(-1)
+            except (ValueError, OSError) as exc:
+                logger.info("set_wakeup_fd(-1) failed: %s", exc)
+        return True
+
+    def _check_signal(self, sig: int) -> None:
+        if not isinstance(sig, int):
+            raise TypeError(f"sig must be an int, not {sig!r}")
+        if sig not in signal.valid_signals():
+            raise ValueError(f"invalid signal number {sig}")
+
+    # -- what this loop does not do --------------------------------------------------------
+    def add_reader(self, fd: Any, callback: Any, *args: Any) -> None:
+        raise _unsupported("add_reader (readiness callbacks; overlapio is completion-based: use sock_recv or a transport)")
+
+    def remove_reader(self, fd: Any) -> bool:
+        raise _unsupported("remove_reader (readiness callbacks)")
+
+    def add_writer(self, fd: Any, callback: Any, *args: Any) -> None:
+        raise _unsupported("add_writer (readiness callbacks; overlapio is completion-based: use sock_sendall or a transport)")
+
+    def remove_writer(self, fd: Any) -> bool:
+        raise _unsupported("remove_writer (readiness callbacks)")
+
+    async def create_datagram_endpoint(self, *args: Any, **kwargs: Any) -> Any:
+        raise _unsupported("create_datagram_endpoint (datagram sockets)")
+
+    async def create_unix_connection(self, *args: Any, **kwargs: Any) -> Any:
+        raise _unsupported("create_unix_connection (AF_UNIX sockets)")
+
+    async def create_unix_server(self, *args: Any, **kwargs: Any) -> Any:
+        raise _unsupported("create_unix_server (AF_UNIX sockets)")
+
+    async def connect_read_pipe(self, protocol_factory: Any, pipe: Any) -> Any:
+        raise _unsupported("connect_read_pipe (pipes)")
+
+    async def connect_write_pipe(self, protocol_factory: Any, pipe: Any) -> Any:
+        raise _unsupported("connect_write_pipe (pipes)")
+
+    async def subprocess_exec(self, *args: Any, **kwargs: Any) -> Any:
+        raise _unsupported("subprocesses (subprocess_exec, asyncio.create_subprocess_exec)")
+
+    async def subprocess_shell(self, *args: Any, **kwargs: Any) -> Any:
+        raise _unsupported("subprocesses (subprocess_shell, asyncio.create_subprocess_shell)")
+
+    def _make_datagram_transport(self, *args: Any, **kwargs: Any) -> Any:
+        raise _unsupported("datagram transports")
+
+    def _make_read_pipe_transport(self, *args: Any, **kwargs: Any) -> Any:
+        raise _unsupported("pipe transports")
+
+    def _make_write_pipe_transport(self, *args: Any, **kwargs: Any) -> Any:
+        raise _unsupported("pipe transports")
+
+    async def _make_subprocess_transport(self, *args: Any, **kwargs: Any) -> Any:
+        raise _unsupported("subprocesses")
+
+
+class _SocketTransport(transports._FlowControlMixin, transports.Transport):
+    """A stream transport over overlapio ops: one recv op pending while reading,
+    one send op in flight with the rest of the writes buffered behind it."""
+
+    _start_tls_compatible = True
+    _sendfile_compatible = constants._SendfileMode.FALLBACK
+
+    def __init__(self, loop: EventLoop, sock: socket.socket, protocol: Any, waiter: Any = None, extra: Any = None,
+                 server: Any = None) -> None:
+        super().__init__(extra, loop)
+        self._extra["socket"] = trsock.TransportSocket(sock)
+        for key, get in (("sockname", sock.getsockname), ("peername", sock.getpeername)):
+            if key not in self._extra:
+                try:
+                    self._extra[key] = get()
+                except OSError:
+                    self._extra[key] = None
+        self._sock: Optional[socket.socket] = sock
+        self._px = loop._px
+        self._protocol: Any = None
+        self._buffered = False
+        self.set_protocol(protocol)
+        self._server = server
+        self._closing = False  # close() or a fatal error: no more reading
+        self._conn_lost = 0  # writes refused since the connection was lost (asyncio's warning counter)
+        self._lost_called = False
+        self._paused = False  # pause_reading()
+        self._recv_op: Optional[Op] = None
+        self._recv_target: Any = None  # (protocol, buffer) the pending recv reads for
+        self._own_buf: Optional[bytearray] = None
+        self._held: deque = deque()  # bytes (and the end of stream, None) that came while reading was paused
+        self._eof = False  # end of stream seen
+        self._send_op: Optional[Op] = None
+        self._sending = 0  # bytes in the send op in flight
+        self._wbuf = bytearray()  # writes behind it
+        self._eof_wanted = False  # write_eof(): shut down once the writes are out
+        if server is not None:
+            server._attach(self) if _SERVER_TAKES_TRANSPORT else server._attach()
+        loop.call_soon(self._protocol.connection_made, self)
+        loop.call_soon(self._read_next)
+        if waiter is not None:
+            loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._sock is None else "closing" if self._closing else "open"
+        fd = self._sock.fileno() if self._sock is not None else -1
+        return f"<_SocketTransport fd={fd} {state} write_buffer={self.get_write_buffer_size()}>"
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if self._sock is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self._sock.close()
+
+    # -- BaseTransport ---------------------------------------------------------------
+    def set_protocol(self, protocol: Any) -> None:
+        self._protocol = protocol
+        self._buffered = isinstance(protocol, protocols.BufferedProtocol)
+
+    def get_protocol(self) -> Any:
+        return self._protocol
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        if self._send_op is None and not self._wbuf:
+            self._conn_lost += 1
+            self._loop.call_soon(self._call_connection_lost, None)
+
+    def abort(self) -> None:
+        self._force_close(None)
+
+    # -- reading -------------------------------------------------------------------
+    def is_reading(self) -> bool:
+        return not self._paused and not self._closing
+
+    def pause_reading(self) -> None:
+        # A recv already submitted stays pending; what it brings is held until
+        # resume_reading() (no data_received() while paused).
+        if self._closing or self._paused:
+            return
+        self._paused = True
+        if self._loop.get_debug():
+            logger.debug("%r pauses reading", self)
+
+    def resume_reading(self) -> None:
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._loop.call_soon(self._release_held)
+        if self._loop.get_debug():
+            logger.debug("%r resumes reading", self)
+
+    def _read_next(self) -> None:
+        if self._closing or self._paused or self._eof or self._recv_op is not None or self._sock is None:
+            return
+        protocol = self._protocol
+        if self._buffered:
+            try:
+                buf = protocol.get_buffer(-1)
+                if not len(buf):
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+                return
+        else:
+            if self._own_buf is None:
+                self._own_buf = bytearray(_RECV_SIZE)
+            buf = self._own_buf
+        self._recv_target = (protocol, buf)
+        try:
+            self._recv_op = self._px.recv(self._sock, buf, self._loop._op_done, self._on_recv)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+
+    def _on_recv(self, op: Op) -> None:
+        self._recv_op = None
+        protocol, buf = self._recv_target
+        self._recv_target = None
+        if self._sock is None or self._closing:
+            return  # closed meanwhile: what it brought is dropped, as asyncio's loops do
+        exc = op.exception
+        if exc is not None:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        n = op.result
+        if n == 0:
+            self._held.append(None) if self._paused else self._end_of_stream()
+            return
+        if self._paused or protocol is not self._protocol:
+            # Paused, or set_protocol() switched protocols while the recv was pending:
+            # the bytes go to whoever reads next, in order.
+            data = bytes(memoryview(buf)[:n])
+            if self._paused:
+                self._held.append(data)
+                return
+            self._deliver(data)
+        elif self._buffered:
+            try:
+                protocol.buffer_updated(n)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+                return
+        else:
+            try:
+                protocol.data_received(bytes(memoryview(buf)[:n]))
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+                return
+        self._read_next()
+
+    def _deliver(self, data: bytes) -> None:
+        """Hand ``data`` to the current protocol (copied into its buffers for a
+        BufferedProtocol)."""
+        protocol = self._protocol
+        try:
+            if not self._buffered:
+                protocol.data_received(data)
+                return
+            view = memoryview(data)
+            while view:
+                buf = protocol.get_buffer(len(view))
+                room = memoryview(buf).cast("B")
+                if not room:
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+                n = min(len(room), len(view))
+                room[:n] = view[:n]
+                protocol.buffer_updated(n)
+                view = view[n:]
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol failed to take received data.")
+
+    def _release_held(self) -> None:
+        while self._held and not self._paused and not self._closing:
+            data = self._held.popleft()
+            if data is None:
+                self._end_of_stream()
+                return
+            self._deliver(data)
+        self._read_next()
+
+    def _end_of_stream(self) -> None:
+        self._eof = True
+        if self._loop.get_debug():
+            logger.debug("%r received EOF", self)
+        try:
+            keep_open = self._protocol.eof_received()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+            return
+        if not keep_open:
+            self.close()
+
+    # -- writing -------------------------------------------------------------------
+    def get_write_buffer_size(self) -> int:
+        return self._sending + len(self._wbuf)
+
+    def write(self, data: Any) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if self._eof_wanted:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not data:
+            return
+        if self._conn_lost:
+            if self._conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.send() raised exception.")
+            self._conn_lost += 1
+            return
+        if self._send_op is None and not self._wbuf:
+            try:
+                sent = self._px.try_send(self._sock, data)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal write error on socket transport")
+                return
+            view = memoryview(data).cast("B")
+            if sent == view.nbytes:
+                return
+            self._wbuf += view[sent:]
+            self._send_buffered()
+        else:
+            self._wbuf += data
+        self._maybe_pause_protocol()
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def _send_buffered(self) -> None:
+        data, self._wbuf = self._wbuf, bytearray()  # the op owns it now; later writes go to a new one
+        self._sending = len(data)
+        try:
+            self._send_op = self._px.send(self._sock, data, self._loop._op_done, self._on_sent)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._sending = 0
+            self._fatal_error(exc, "Fatal write error on socket transport")
+
+    def _on_sent(self, op: Op) -> None:
+        self._send_op = None
+        self._sending = 0
+        if self._sock is None:
+            return
+        exc = op.exception
+        if exc is not None:
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            return
+        if self._wbuf:
+            self._send_buffered()
+        self._maybe_resume_protocol()
+        if self._send_op is not None or self._wbuf:
+            return
+        if self._closing:
+            self._call_connection_lost(None)
+        elif self._eof_wanted:
+            self._shutdown_write()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        if self._closing or self._eof_wanted:
+            return
+        self._eof_wanted = True
+        if self._send_op is None and not self._wbuf:
+            self._sock.shutdown(socket.SHUT_WR)
+
+    def _shutdown_write(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            self._fatal_error(exc, "Fatal error on write_eof")
+
+    # -- the end -------------------------------------------------------------------
+    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler({"message": message, "exception": exc, "transport": self,
+                                               "protocol": self._protocol})
+        self._force_close(exc)
+
+    def _force_close(self, exc: Optional[BaseException]) -> None:
+        if self._conn_lost:
+            return
+        self._wbuf.clear()
+        self._closing = True
+        self._conn_lost += 1
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: Optional[BaseException]) -> None:
+        if self._lost_called:
+            return
+        self._lost_called = True
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            sock, self._sock = self._sock, None
+            if self._px.closed:
+                sock.close()
+            else:
+                self._px.close(sock)  # ops still pending on it complete cancelled
+            self._protocol = None
+            self._held.clear()
+            server, self._server = self._server, None
+            if server is not None:
+                server._detach(self) if _SERVER_TAKES_TRANSPORT else server._detach()
+
+
+# -- entry points -------------------------------------------------------------------------
+def op_future(op: Op) -> asyncio.Future:
+    """A future of ``op``'s result in the running overlapio event loop: what
+    ``await op`` waits on. ``op`` must have been submitted without a callback to
+    that loop's Proactor (``loop.proactor``). Cancelling the future cancels the
+    op as ``Proactor.cancel`` does; whatever the op completes with (a result that
+    beat the cancel, or a cancelled send's ``nbytes``) stays on the op."""
+    loop = events.get_running_loop()
+    if not isinstance(loop, EventLoop):
+        raise RuntimeError(f"awaiting an overlapio op needs overlapio's event loop, not {type(loop).__name__} "
+                           "(use overlapio.asyncio.run)")
+    return loop._follow(op)
+
+
+def new_event_loop(backend: Any = None) -> EventLoop:
+    """A new :class:`EventLoop` on ``backend`` (as ``Proactor(backend)`` takes it)."""
+    return EventLoop(backend)
+
+
+class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+    """An event-loop policy whose loops are :class:`EventLoop` s on ``backend``:
+    ``asyncio.set_event_loop_policy(overlapio.asyncio.EventLoopPolicy())``."""
+
+    def __init__(self, backend: Any = None) -> None:
+        super().__init__()
+        self._backend = backend
+
+    def new_event_loop(self) -> EventLoop:
+        return EventLoop(self._backend)
+
+
+def run(main: Any, *, backend: Any = None, debug: Optional[bool] = None) -> Any:
+    """``asyncio.run(main)`` on an overlapio :class:`EventLoop` over ``backend``
+    (a name, a Backend class, or ``None`` for the default): runs the coroutine,
+    then cancels the tasks left, finishes async generators and the default
+    executor, and closes the loop. Ctrl-C raises ``KeyboardInterrupt`` as
+    ``asyncio.run`` does."""
+    factory = functools.partial(EventLoop, backend)
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
+            return runner.run(main)
+    return _run_310(main, factory, debug)
+
+
+def _run_310(main: Any, factory: Any, debug: Optional[bool]) -> Any:
+    """``asyncio.run`` of Python 3.10 (which has no ``Runner``), on ``factory()``."""
+    if events._get_running_loop() is not None:
+        raise RuntimeError("overlapio.asyncio.run() cannot be called from a running event loop")
+    if not coroutines.iscoroutine(main):
+        raise ValueError(f"a coroutine was expected, got {main!r}")
+    loop = factory()
+    try:
+        events.set_event_loop(loop)
+        if debug is not None:
+            loop.set_debug(debug)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            to_cancel = asyncio.all_tasks(loop)
+            for task in to_cancel:
+                task.cancel()
+            if to_cancel:
+                loop.run_until_complete(asyncio.gather(*to_cancel, return_exceptions=True))
+                for task in to_cancel:
+                    if not task.cancelled() and task.exception() is not None:
+                        loop.call_exception_handler({"message": "unhandled exception during overlapio.asyncio.run() "
+                                                     "shutdown", "exception": task.exception(), "task": task})
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            events.set_event_loop(None)
+            loop.close()
