@@ -1,0 +1,27 @@
+"""The backends the asyncio tests run the overlapio event loop on: ``posix``
+where it is available, and the Windows backend over its scripted Winsock
+stand-in (tests/windows/standin.py) off Windows, ``winsock`` on Windows."""
+from __future__ import annotations
+
+import sys
+
+import overlapio
+
+from conformance.backends import EXTRA_BACKENDS  # tests/ is on sys.path (tests/conftest.py)
+
+
+def loop_backends() -> "list[tuple[str, object, str | None]]":
+    """``(id, what EventLoop(backend) takes, skip reason or None)`` for each."""
+    out = []
+    registry = overlapio.available_backends()
+    for name in ("posix", "winsock"):
+        if name in registry and registry[name][0]:
+            out.append((name, name, None))
+    if "winsock-standin" in EXTRA_BACKENDS:
+        try:
+            cls = EXTRA_BACKENDS["winsock-standin"]()
+            reason = cls.unavailable_reason()
+        except Exception as exc:  # shown as the skip reason
+            cls, reason = None, f"the Winsock stand-in could not be loaded: {exc!r}"
+        out.append(("winsock-standin", cls, reason))
+    return out
