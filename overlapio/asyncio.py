@@ -36,6 +36,7 @@ import socket
 import sys
 import threading
 import warnings
+import weakref
 from asyncio import base_events, constants, coroutines, events, futures, protocols, sslproto, transports, trsock
 from collections import deque
 from typing import Any, Optional
@@ -135,6 +136,7 @@ class EventLoop(base_events.BaseEventLoop):
         # it was cancelled: the next call on that socket gets it first.
         self._leftovers: "dict[socket.socket, deque]" = {}
         self._signal_handlers: "dict[int, events.Handle]" = {}
+        self._transports: "weakref.WeakSet[_SocketTransport]" = weakref.WeakSet()
         self._ssock, self._csock = socket.socketpair()
         self._ssock.setblocking(False)
         self._csock.setblocking(False)
@@ -207,6 +209,8 @@ class EventLoop(base_events.BaseEventLoop):
             for listener in list(self._accept_ops):
                 self._stop_serving(listener)
             self._leftovers.clear()
+            for transport in list(self._transports):
+                transport._close_at_loop_close()
             csock, self._csock = self._csock, None
             self._px.close(self._ssock)
             csock.close()
@@ -542,6 +546,7 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
         self._eof_wanted = False  # write_eof(): shut down once the writes are out
         if server is not None:
             server._attach(self) if _SERVER_TAKES_TRANSPORT else server._attach()
+        loop._transports.add(self)
         loop.call_soon(self._protocol.connection_made, self)
         loop.call_soon(self._read_next)
         if waiter is not None:
@@ -556,6 +561,14 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
         if self._sock is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
             self._sock.close()
+
+    def _close_at_loop_close(self) -> None:
+        # The loop is closing under a transport nobody closed: its socket is
+        # closed now (asyncio's loops leave that to the garbage collector).
+        if self._sock is not None:
+            warnings.warn(f"unclosed transport {self!r} closed with its event loop", ResourceWarning, source=self)
+            sock, self._sock = self._sock, None
+            self._px.close(sock)
 
     # -- BaseTransport ---------------------------------------------------------------
     def set_protocol(self, protocol: Any) -> None:

@@ -3,11 +3,16 @@ where it is available, and the Windows backend over its scripted Winsock
 stand-in (tests/windows/standin.py) off Windows, ``winsock`` on Windows."""
 from __future__ import annotations
 
+import os
 import sys
 
 import overlapio
 
-from conformance.backends import EXTRA_BACKENDS  # tests/ is on sys.path (tests/conftest.py)
+_TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _TESTS not in sys.path:  # under pytest tests/conftest.py put it there; a child process needs it
+    sys.path.append(_TESTS)
+
+from conformance.backends import EXTRA_BACKENDS  # noqa: E402
 
 
 def loop_backends() -> "list[tuple[str, object, str | None]]":
