@@ -1,0 +1,266 @@
+"""overlapio's own promises about its asyncio loop, on every backend: awaitable
+ops and their cancel guarantee, flow control, write_eof, sock_* cancel keeping
+data, signals, and clear errors for what is not supported."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+
+import pytest
+
+import overlapio
+import overlapio.asyncio as oa
+from aio_support import loop_backends
+
+PARAMS = [pytest.param(spec, id=name, marks=[pytest.mark.skip(reason=skip)] if skip else [])
+          for name, spec, skip in loop_backends()]
+
+
+@pytest.fixture(params=PARAMS)
+def run(request):
+    spec = request.param
+
+    def run_main(coro):
+        return oa.run(coro, backend=spec)
+    run_main.spec = spec
+    return run_main
+
+
+def _pair():
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    return a, b
+
+
+def test_await_op_gives_result_and_error(run):
+    async def main():
+        px = asyncio.get_running_loop().proactor
+        a, b = _pair()
+        try:
+            buf = bytearray(10)
+            op = px.recv(a, buf)
+            b.send(b"hello")
+            assert await op == 5 and buf[:5] == b"hello"
+            assert await op == 5  # a done op awaits at once
+            assert await px.send(a, b"xyz") == 3
+            listener = px.listen(("127.0.0.1", 0))
+            port = listener.getsockname()[1]
+            px.close(listener)
+            with pytest.raises(ConnectionRefusedError):
+                await px.connect(("127.0.0.1", port))
+            with pytest.raises(TypeError, match="without a callback"):
+                await px.recv(a, bytearray(1), lambda op: None)
+        finally:
+            a.close()
+            b.close()
+    run(main())
+
+
+def test_await_op_outside_overlapio_loop_says_so():
+    async def main():
+        with overlapio.Proactor() as px:
+            await px.sleep(0)
+    with pytest.raises(RuntimeError, match="overlapio's event loop"):
+        asyncio.run(main())
+
+
+def test_cancelled_await_cancels_the_op_and_a_send_reports_what_went_out(run):
+    async def main():
+        px = asyncio.get_running_loop().proactor
+        a, b = _pair()
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        try:
+            op = px.recv(a, bytearray(10))
+            task = asyncio.ensure_future(op)
+            await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            for _ in range(100):  # it completes exactly once, cancelled (nothing arrived)
+                if op.done:
+                    break
+                await asyncio.sleep(0.01)
+            assert op.cancelled
+            data = os.urandom(8 << 20)  # far more than the socket buffers take
+            op = px.send(a, data)
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(op, 0.2)
+            for _ in range(100):
+                if op.done:
+                    break
+                await asyncio.sleep(0.01)
+            assert op.cancelled and 0 < op.nbytes < len(data)
+            received = bytearray()
+            while True:  # the peer gets exactly data[:op.nbytes]
+                try:
+                    chunk = b.recv(1 << 20)
+                except BlockingIOError:
+                    if len(received) >= op.nbytes:
+                        break
+                    await asyncio.sleep(0.01)
+                    continue
+                received += chunk
+            assert bytes(received) == data[:op.nbytes]
+        finally:
+            a.close()
+            b.close()
+    run(main())
+
+
+def test_cancelled_sock_recv_loses_no_data(run):
+    """Data that arrived before a sock_recv's cancel took effect goes to the next
+    sock_recv on the socket (on a backend where the recv wins the race)."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = _pair()
+        try:
+            for i in range(20):
+                task = asyncio.create_task(loop.sock_recv(a, 100))
+                await asyncio.sleep(0)
+                b.send(b"%d," % i)
+                time.sleep(0.005)  # the OS may finish the recv before the cancel
+                task.cancel()
+                got = b""
+                try:
+                    got = await task
+                except asyncio.CancelledError:
+                    pass
+                while not got.endswith(b"%d," % i):
+                    got += await asyncio.wait_for(loop.sock_recv(a, 100), 5)
+                assert got.endswith(b"%d," % i)
+        finally:
+            a.close()
+            b.close()
+    run(main())
+
+
+class _Collect(asyncio.Protocol):
+    def __init__(self):
+        self.data = bytearray()
+        self.events = []
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.data += data
+        self.events.append(("data", len(data)))
+
+    def eof_received(self):
+        self.events.append(("eof",))
+
+    def pause_writing(self):
+        self.events.append(("pause_writing", self.transport.get_write_buffer_size()))
+
+    def resume_writing(self):
+        self.events.append(("resume_writing", self.transport.get_write_buffer_size()))
+
+    def connection_lost(self, exc):
+        self.lost.set_result(exc)
+
+
+def test_flow_control_and_write_eof(run):
+    async def main():
+        loop = asyncio.get_running_loop()
+        server_side = []
+        server = await loop.create_server(lambda: server_side.append(_Collect()) or server_side[-1], "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, client = await loop.create_connection(_Collect, "127.0.0.1", port)
+        await asyncio.sleep(0.05)
+        peer = server_side[0]
+        # Reading paused on the server side: nothing reaches data_received, so the
+        # client's writes pile up until pause_writing at the high-water mark ...
+        peer.transport.pause_reading()
+        assert not peer.transport.is_reading()
+        transport.set_write_buffer_limits(high=64 * 1024, low=16 * 1024)
+        chunk = os.urandom(32 * 1024)
+        sent = bytearray()
+        while not any(e[0] == "pause_writing" for e in client.events) and len(sent) < 64 << 20:
+            transport.write(chunk)
+            sent += chunk
+            await asyncio.sleep(0)
+        pause = [e for e in client.events if e[0] == "pause_writing"]
+        assert pause and pause[0][1] > 64 * 1024
+        await asyncio.sleep(0.1)
+        assert peer.data == b"", "data_received while reading was paused"
+        # ... and resume_writing at the low-water mark once the server reads again.
+        transport.write_eof()
+        peer.transport.resume_reading()
+        assert await asyncio.wait_for(peer.lost, 10) is None
+        resume = [e for e in client.events if e[0] == "resume_writing"]
+        assert resume and resume[0][1] <= 16 * 1024
+        assert peer.data == sent  # every byte, in order, then the end of stream (write_eof after the queue)
+        assert peer.events[-1] == ("eof",)
+        assert await asyncio.wait_for(client.lost, 10) is None  # the server closed after eof_received
+        assert transport.get_extra_info("peername") == ("127.0.0.1", port)
+        assert isinstance(transport.get_extra_info("socket"), asyncio.trsock.TransportSocket)
+        server.close()
+        await server.wait_closed()
+    run(main())
+
+
+def test_unsupported_features_raise_not_implemented_naming_them(run):
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = _pair()
+        try:
+            checks = [
+                (lambda: loop.add_reader(a, print), "add_reader"),
+                (lambda: loop.add_writer(a, print), "add_writer"),
+            ]
+            for call, name in checks:
+                with pytest.raises(NotImplementedError, match=name):
+                    call()
+            for coro, name in [
+                (loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)), "datagram"),
+                (asyncio.create_subprocess_exec(sys.executable, "-c", "pass"), "subprocess"),
+                (loop.connect_read_pipe(asyncio.Protocol, os.fdopen(os.pipe()[0])), "pipes"),
+                (loop.sock_sendto(a, b"x", ("127.0.0.1", 9)), "datagram"),
+                (asyncio.open_unix_connection("/nonexistent"), "AF_UNIX"),
+            ]:
+                with pytest.raises(NotImplementedError, match=name):
+                    await asyncio.wait_for(coro, 5)
+        finally:
+            a.close()
+            b.close()
+    run(main())
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_add_signal_handler(run):
+    async def main():
+        loop = asyncio.get_running_loop()
+        got = loop.create_future()
+        loop.add_signal_handler(signal.SIGUSR1, got.set_result, "usr1")
+        try:
+            loop.call_later(0.05, os.kill, os.getpid(), signal.SIGUSR1)
+            assert await asyncio.wait_for(got, 5) == "usr1"
+        finally:
+            assert loop.remove_signal_handler(signal.SIGUSR1)
+        with pytest.raises(TypeError):
+            loop.add_signal_handler(signal.SIGUSR1, main)
+    run(main())
+
+
+def test_policy_and_runner_and_threadsafe(run):
+    asyncio.set_event_loop_policy(oa.EventLoopPolicy(run.spec))
+    try:
+        loop = asyncio.new_event_loop()
+        assert isinstance(loop, oa.EventLoop)
+        loop.close()
+    finally:
+        asyncio.set_event_loop_policy(None)
+    with asyncio.Runner(loop_factory=lambda: oa.EventLoop(run.spec)) as runner:
+        async def main():
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+            loop.run_in_executor(None, lambda: (time.sleep(0.05), loop.call_soon_threadsafe(fut.set_result, 1)))
+            info = await loop.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)
+            return await asyncio.wait_for(fut, 5), bool(info), type(loop).__name__
+        assert runner.run(main()) == (1, True, "EventLoop")
