@@ -43,6 +43,8 @@ TARGETS = [
     ("test_sslproto", "SslProtoHandshakeTests", "policy"),
     ("test_ssl", "TestSSL", "policy"),
     ("test_tasks", "RunCoroutineThreadsafeTests", "policy"),
+    ("test_tasks", "SleepTests", "policy"),
+    ("test_base_events", "RunningLoopTests", "policy"),
     ("test_timeouts", "TimeoutTests", "policy"),
     ("test_taskgroups", "TestTaskGroup", "policy"),
 ]

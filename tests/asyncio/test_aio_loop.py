@@ -264,3 +264,40 @@ def test_policy_and_runner_and_threadsafe(run):
             info = await loop.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)
             return await asyncio.wait_for(fut, 5), bool(info), type(loop).__name__
         assert runner.run(main()) == (1, True, "EventLoop")
+
+
+def test_sendfile_fallback_and_connect_accepted_socket(run):
+    async def main():
+        import tempfile
+        loop = asyncio.get_running_loop()
+        got = bytearray()
+        done = loop.create_future()
+
+        class Sink(asyncio.Protocol):
+            def data_received(self, data):
+                got.extend(data)
+
+            def eof_received(self):
+                done.set_result(None)
+
+        server = await loop.create_server(Sink, "127.0.0.1", 0)
+        transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", server.sockets[0].getsockname()[1])
+        data = os.urandom(3 << 20)
+        with tempfile.TemporaryFile() as f:
+            f.write(data)
+            f.seek(0)
+            assert await loop.sendfile(transport, f) == len(data)
+        transport.write_eof()
+        await asyncio.wait_for(done, 10)
+        assert got == data
+        transport.close()
+        a, b = _pair()
+        accepted, _ = await loop.connect_accepted_socket(asyncio.Protocol, a)
+        accepted.write(b"hi")
+        b.setblocking(True)
+        assert b.recv(10) == b"hi"
+        accepted.close()
+        b.close()
+        server.close()
+        await server.wait_closed()
+    run(main())
