@@ -127,8 +127,13 @@ class EventLoop(base_events.BaseEventLoop):
     """
 
     def __init__(self, backend: Any = None) -> None:
+        try:
+            px = Proactor(backend)
+        except BaseException:
+            self._closed = True  # nothing to close (BaseEventLoop.__del__ looks)
+            raise
         super().__init__()
-        self._px = Proactor(backend)
+        self._px = px
         self._selector = _Selector(self)
         self._awaited: "dict[Op, asyncio.Future]" = {}  # ops without a callback that an await follows
         self._accept_ops: "dict[socket.socket, Op]" = {}  # serving listener -> its pending accept
@@ -354,7 +359,11 @@ class EventLoop(base_events.BaseEventLoop):
 
         def on_accept(op: Op) -> None:
             if self._accept_ops.get(sock) is not op:
-                return  # stopped serving meanwhile (the op completed cancelled, or its conn is closed below)
+                # Stopped serving meanwhile: the op completed cancelled, or with a
+                # connection the OS had accepted first, which nobody will serve.
+                if op.exception is None and not self._px.closed:
+                    self._px.close(op.result[0])
+                return
             exc = op.exception
             if exc is not None:
                 del self._accept_ops[sock]
@@ -387,7 +396,7 @@ class EventLoop(base_events.BaseEventLoop):
             self._px.resubmit(op)
 
         def accept_next() -> None:
-            if self.is_closed() or sock.fileno() < 0 or (server is not None and server._sockets is None):
+            if self.is_closed() or sock.fileno() < 0:
                 return
             self._accept_ops[sock] = self._px.accept(sock, self._op_done, on_accept)
 
@@ -514,6 +523,7 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
 
     _start_tls_compatible = True
     _sendfile_compatible = constants._SendfileMode.FALLBACK
+    _sock: Optional[socket.socket] = None  # also for __del__ of one whose __init__ failed
 
     def __init__(self, loop: EventLoop, sock: socket.socket, protocol: Any, waiter: Any = None, extra: Any = None,
                  server: Any = None) -> None:
@@ -830,6 +840,7 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
         if self._lost_called:
             return
         self._lost_called = True
+        self._conn_lost = max(self._conn_lost, 1)  # later writes are counted, not sent
         try:
             self._protocol.connection_lost(exc)
         finally:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import unittest
 
 import pytest
@@ -26,6 +27,8 @@ try:
     import test.test_asyncio  # noqa: F401  (the interpreter's own test package)
     from test.test_asyncio import utils as _test_utils
 except ImportError as exc:  # a Python built without its test package
+    if os.environ.get("OVERLAPIO_REQUIRE_CPYTHON_ASYNCIO_TESTS"):  # .ci/run: a skip would hide them
+        raise
     pytest.skip(f"CPython's test.test_asyncio is not importable here ({exc}); on Debian/Ubuntu install "
                 "libpython3.X-testsuite", allow_module_level=True)
 
@@ -90,13 +93,19 @@ DESELECTED: "dict[str, str]" = {
 }
 
 
-def _base_of(module_name: str, class_name: str) -> type:
-    module = importlib.import_module(f"test.test_asyncio.{module_name}")
-    return getattr(module, class_name)
+def _base_of(module_name: str, class_name: str) -> "type | None":
+    """The class, or None where this Python's test package has no such module or
+    class (test_timeouts and test_taskgroups are new in 3.11)."""
+    try:
+        module = importlib.import_module(f"test.test_asyncio.{module_name}")
+    except ImportError:
+        return None
+    return getattr(module, class_name, None)
 
 
 def _make(module_name: str, class_name: str, how: str, backend_id: str, spec: object, skip: "str | None") -> type:
     base = _base_of(module_name, class_name)
+    assert base is not None
     bases = (base,) if issubclass(base, unittest.TestCase) else (base, _test_utils.TestCase)
     attrs: dict = {"__module__": __name__, "__qualname__": f"{class_name}_{backend_id}", "cpython_class": class_name}
 
@@ -125,6 +134,8 @@ def _make(module_name: str, class_name: str, how: str, backend_id: str, spec: ob
 for _backend_id, _spec, _skip in loop_backends():
     _key = _backend_id.replace("-", "_")
     for _module_name, _class_name, _how in TARGETS:
+        if _base_of(_module_name, _class_name) is None:
+            continue
         _cls = _make(_module_name, _class_name, _how, _key, _spec, _skip)
         globals()[_cls.__name__] = _cls
 del _backend_id, _spec, _skip, _key, _module_name, _class_name, _how, _cls
@@ -143,6 +154,8 @@ def test_each_adapted_class_runs_on_overlapio_loops(monkeypatch):
     monkeypatch.setattr(oa.EventLoop, "__init__", counting_init)
     backend_id = loop_backends()[0][0].replace("-", "_")
     for module_name, class_name, _how in TARGETS:
+        if _base_of(module_name, class_name) is None:
+            continue
         cls = globals()[f"{class_name}_{backend_id}"]
         name = next(n for n in unittest.TestLoader().getTestCaseNames(cls)
                     if f"{class_name}.{n}" not in DESELECTED)
