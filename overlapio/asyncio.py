@@ -650,11 +650,11 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
             self._fatal_error(exc, "Fatal read error on socket transport")
 
     def _on_recv(self, op: Op) -> None:
+        if self._sock is None or self._closing:
+            return  # closed meanwhile: what it brought is dropped, as asyncio's loops do
         self._recv_op = None
         protocol, buf = self._recv_target
         self._recv_target = None
-        if self._sock is None or self._closing:
-            return  # closed meanwhile: what it brought is dropped, as asyncio's loops do
         exc = op.exception
         if exc is not None:
             self._fatal_error(exc, "Fatal read error on socket transport")
@@ -849,7 +849,10 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
                 sock.close()
             else:
                 self._px.close(sock)  # ops still pending on it complete cancelled
+            # Drop every reference to the protocol and its buffers now: a completion
+            # still queued (the recv that close cancelled) must not keep them alive.
             self._protocol = None
+            self._recv_op = self._send_op = self._recv_target = None
             self._held.clear()
             server, self._server = self._server, None
             if server is not None:

@@ -248,6 +248,7 @@ def test_add_signal_handler(run):
     run(main())
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.Runner is new in 3.11")
 def test_policy_and_runner_and_threadsafe(run):
     asyncio.set_event_loop_policy(oa.EventLoopPolicy(run.spec))
     try:
@@ -301,3 +302,10 @@ def test_sendfile_fallback_and_connect_accepted_socket(run):
         server.close()
         await server.wait_closed()
     run(main())
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.run(loop_factory=) is new in 3.12")
+def test_asyncio_run_with_loop_factory(run):
+    async def main():
+        return type(asyncio.get_running_loop()).__name__
+    assert asyncio.run(main(), loop_factory=lambda: oa.EventLoop(run.spec)) == "EventLoop"
