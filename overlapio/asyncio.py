@@ -214,6 +214,7 @@ class EventLoop(base_events.BaseEventLoop):
             for listener in list(self._accept_ops):
                 self._stop_serving(listener)
             self._leftovers.clear()
+            self._awaited.clear()  # the close below completes those ops, and no wait() will return them
             for transport in list(self._transports):
                 transport._close_at_loop_close()
             csock, self._csock = self._csock, None
@@ -769,8 +770,7 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
         self._maybe_pause_protocol()
 
     def writelines(self, list_of_data: Any) -> None:
-        for data in list_of_data:
-            self.write(data)
+        self.write(b"".join(list_of_data))
 
     def _send_buffered(self) -> None:
         data, self._wbuf = self._wbuf, bytearray()  # the op owns it now; later writes go to a new one

@@ -309,3 +309,43 @@ def test_asyncio_run_with_loop_factory(run):
     async def main():
         return type(asyncio.get_running_loop()).__name__
     assert asyncio.run(main(), loop_factory=lambda: oa.EventLoop(run.spec)) == "EventLoop"
+
+
+def test_protocol_error_goes_to_the_exception_handler_and_closes(run):
+    async def main():
+        loop = asyncio.get_running_loop()
+        seen = []
+        loop.set_exception_handler(lambda loop, context: seen.append(context))
+        lost = loop.create_future()
+
+        class Broken(asyncio.Protocol):
+            def data_received(self, data):
+                raise ValueError("boom")
+
+            def connection_lost(self, exc):
+                lost.set_result(exc)
+
+        server = await loop.create_server(Broken, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+        writer.write(b"x")
+        exc = await asyncio.wait_for(lost, 5)
+        assert isinstance(exc, ValueError)
+        assert seen and seen[0]["message"] == "Fatal error: protocol.data_received() call failed."
+        assert isinstance(seen[0]["exception"], ValueError)
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # the server side closed
+        writer.close()
+        server.close()
+        await server.wait_closed()
+    run(main())
+
+
+def test_debug_mode_reports_slow_callbacks(run, caplog):
+    async def main():
+        loop = asyncio.get_running_loop()
+        assert loop.get_debug()
+        loop.slow_callback_duration = 0.05
+        loop.call_soon(time.sleep, 0.1)
+        await asyncio.sleep(0.01)
+    with caplog.at_level("WARNING", logger="asyncio"):
+        oa.run(main(), backend=run.spec, debug=True)
+    assert any("Executing" in r.getMessage() and "took" in r.getMessage() for r in caplog.records)
