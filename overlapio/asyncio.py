@@ -190,18 +190,6 @@ class EventLoop(base_events.BaseEventLoop):
         # as a handle of this loop (in the ready queue, with asyncio's error handling).
         self._ready.append(events.Handle(op.tag, (op,), self, None))
 
-    def run_forever(self) -> None:
-        # As asyncio's proactor loop does: a signal's C-level handler writes to the
-        # self-socket, so a Ctrl-C ends a blocked wait on every backend.
-        prev = None
-        if threading.current_thread() is threading.main_thread() and self._csock is not None:
-            prev = signal.set_wakeup_fd(self._csock.fileno())
-        try:
-            super().run_forever()
-        finally:
-            if prev is not None:
-                signal.set_wakeup_fd(prev)
-
     def close(self) -> None:
         if self.is_running():
             raise RuntimeError("Cannot close a running event loop")
@@ -430,7 +418,7 @@ class EventLoop(base_events.BaseEventLoop):
             signal.siginterrupt(sig, False)
         except OSError as exc:
             del self._signal_handlers[sig]
-            if not self._signal_handlers and not self.is_running():
+            if not self._signal_handlers:
                 signal.set_wakeup_fd(-1)
             if exc.errno == errno.EINVAL:
                 raise RuntimeError(f"sig {sig:d} cannot be caught")
@@ -458,7 +446,7 @@ class EventLoop(base_events.BaseEventLoop):
             if exc.errno == errno.EINVAL:
                 raise RuntimeError(f"sig {sig:d} cannot be caught")
             raise
-        if not self._signal_handlers and not self.is_running():
+        if not self._signal_handlers:
             try:
                 signal.set_wakeup_fd(-1)
             except (ValueError, OSError) as exc:

@@ -243,6 +243,7 @@ def test_add_signal_handler(run):
             assert await asyncio.wait_for(got, 5) == "usr1"
         finally:
             assert loop.remove_signal_handler(signal.SIGUSR1)
+        assert signal.set_wakeup_fd(-1) == -1  # the last handler gone: no wakeup descriptor left behind
         with pytest.raises(TypeError):
             loop.add_signal_handler(signal.SIGUSR1, main)
     run(main())

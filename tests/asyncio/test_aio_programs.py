@@ -81,7 +81,17 @@ async def main():
 
 before = len(os.listdir("/proc/self/fd"))
 try:
-    oa.run(main(), backend=spec)
+    if {plain!r}:  # no Runner: Python's own SIGINT handler raises inside the loop's wait
+        loop = oa.EventLoop(spec)
+        try:
+            loop.run_until_complete(main())
+        finally:
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(loop), return_exceptions=True))
+            loop.close()
+    else:
+        oa.run(main(), backend=spec)
 except KeyboardInterrupt:
     after = len(os.listdir("/proc/self/fd"))
     print("KeyboardInterrupt", state["cancelled"], before, after, flush=True)
@@ -93,11 +103,15 @@ sys.exit(1)
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd") or sys.platform == "win32",
                     reason="counts descriptors in /proc/self/fd and sends SIGINT")
+@pytest.mark.parametrize("plain", [False, True], ids=["run", "run_until_complete"])
 @pytest.mark.parametrize("name,spec,skip", BACKENDS, ids=[b[0] for b in BACKENDS])
-def test_ctrl_c_stops_run_like_asyncio_run(name, spec, skip):
+def test_ctrl_c_stops_run_like_asyncio_run(name, spec, skip, plain):
+    """Through overlapio.asyncio.run (asyncio's Runner cancels the main task), and
+    with a bare run_until_complete (Python's handler raises KeyboardInterrupt out
+    of the loop's wait)."""
     if skip:
         pytest.skip(skip)
-    child = subprocess.Popen([sys.executable, "-c", CHILD.format(tests=HERE, backend=name)], cwd=ROOT,
+    child = subprocess.Popen([sys.executable, "-c", CHILD.format(tests=HERE, backend=name, plain=plain)], cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "ready"
