@@ -1,6 +1,9 @@
 """The backends the asyncio tests run the overlapio event loop on: ``posix``
 where it is available, and the Windows backend over its scripted Winsock
-stand-in (tests/windows/standin.py) off Windows, ``winsock`` on Windows."""
+stand-in (tests/windows/standin.py) off Windows, ``winsock`` on Windows.
+``OVERLAPIO_BACKEND=NAME`` runs them on that backend alone instead (a registry
+name such as ``uring``, or a key of tests/conformance/backends.py's
+EXTRA_BACKENDS), as it does for the conformance suite."""
 from __future__ import annotations
 
 import os
@@ -12,11 +15,13 @@ _TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _TESTS not in sys.path:  # under pytest tests/conftest.py put it there; a child process needs it
     sys.path.append(_TESTS)
 
-from conformance.backends import EXTRA_BACKENDS  # noqa: E402
+from conformance.backends import EXTRA_BACKENDS, choose  # noqa: E402
 
 
 def loop_backends() -> "list[tuple[str, object, str | None]]":
     """``(id, what EventLoop(backend) takes, skip reason or None)`` for each."""
+    if os.environ.get("OVERLAPIO_BACKEND", "").strip():
+        return [(c.name, c.spec, c.skip) for c in choose(None, None)]
     out = []
     registry = overlapio.available_backends()
     for name in ("posix", "winsock"):

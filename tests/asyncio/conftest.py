@@ -1,5 +1,5 @@
 """Deselects the CPython asyncio tests listed in test_aio_cpython.DESELECTED
-(each with its reason, reported by ``pytest -rA`` as deselected)."""
+(and DESELECTED_ON for one backend), each with its reason in that file."""
 from __future__ import annotations
 
 
@@ -9,7 +9,9 @@ def pytest_collection_modifyitems(config, items):
         table = getattr(item.module, "DESELECTED", None) if getattr(item, "module", None) else None
         cls = getattr(item, "cls", None)
         if table and cls is not None:
-            if f"{getattr(cls, 'cpython_class', '')}.{item.name}" in table:
+            key = f"{getattr(cls, 'cpython_class', '')}.{item.name}"
+            per_backend = getattr(item.module, "DESELECTED_ON", {}).get(getattr(cls, "backend_id", None), {})
+            if key in table or key in per_backend:
                 drop.append(item)
                 continue
         keep.append(item)

@@ -94,6 +94,20 @@ DESELECTED: "dict[str, str]" = {
 }
 
 
+#: backend id -> {"Class.test_name": reason}: deselected on that backend only.
+DESELECTED_ON: "dict[str, dict[str, str]]" = {
+    "uring": {
+        # After sock_connect() was started and one sleep(0), the test calls a
+        # *blocking* listener.accept() on the loop's thread: it relies on the loop
+        # making the connect system call before its first iteration ends. The
+        # uring backend hands submissions to the kernel at its next wait, which
+        # the blocked thread never reaches.
+        "BaseSockTestsMixin.test_sock_client_racing": "relies on sock_connect making its system call before the "
+        "loop iterates (a blocking accept() on the loop's thread follows); uring submits at its next wait",
+    },
+}
+
+
 def _base_of(module_name: str, class_name: str) -> "type | None":
     """The class, or None where this Python's test package has no such module or
     class (test_timeouts and test_taskgroups are new in 3.11)."""
@@ -138,6 +152,7 @@ for _backend_id, _spec, _skip in loop_backends():
         if _base_of(_module_name, _class_name) is None:
             continue
         _cls = _make(_module_name, _class_name, _how, _key, _spec, _skip)
+        _cls.backend_id = _backend_id
         globals()[_cls.__name__] = _cls
 del _backend_id, _spec, _skip, _key, _module_name, _class_name, _how, _cls
 
