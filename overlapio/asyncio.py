@@ -141,6 +141,7 @@ class EventLoop(base_events.BaseEventLoop):
         # it was cancelled: the next call on that socket gets it first.
         self._leftovers: "dict[socket.socket, deque]" = {}
         self._signal_handlers: "dict[int, events.Handle]" = {}
+        self._wakeup_prev = -1  # the wakeup descriptor add_signal_handler replaced
         self._transports: "weakref.WeakSet[_SocketTransport]" = weakref.WeakSet()
         self._ssock, self._csock = socket.socketpair()
         self._ssock.setblocking(False)
@@ -408,10 +409,13 @@ class EventLoop(base_events.BaseEventLoop):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
         self._check_signal(sig)
         self._check_closed()
-        try:
-            signal.set_wakeup_fd(self._csock.fileno())  # only the main thread may
-        except (ValueError, OSError) as exc:
-            raise RuntimeError(str(exc))
+        if not self._signal_handlers:
+            # The self-socket becomes the wakeup descriptor while handlers exist; the
+            # one it replaces (a backend's own, say) is put back with the last.
+            try:
+                self._wakeup_prev = signal.set_wakeup_fd(self._csock.fileno())  # only the main thread may
+            except (ValueError, OSError) as exc:
+                raise RuntimeError(str(exc))
         self._signal_handlers[sig] = events.Handle(callback, args, self, None)
         try:
             signal.signal(sig, self._handle_signal)
@@ -419,10 +423,18 @@ class EventLoop(base_events.BaseEventLoop):
         except OSError as exc:
             del self._signal_handlers[sig]
             if not self._signal_handlers:
-                signal.set_wakeup_fd(-1)
+                self._restore_wakeup_fd()
             if exc.errno == errno.EINVAL:
                 raise RuntimeError(f"sig {sig:d} cannot be caught")
             raise
+
+    def _restore_wakeup_fd(self) -> None:
+        try:
+            current = signal.set_wakeup_fd(self._wakeup_prev)
+            if self._csock is not None and current != self._csock.fileno():
+                signal.set_wakeup_fd(current)  # another was installed over ours since: leave that one
+        except (ValueError, OSError) as exc:
+            logger.info("restoring the wakeup fd failed: %s", exc)
 
     def _handle_signal(self, sig: int, frame: Any = None) -> None:
         handle = self._signal_handlers.get(sig)
@@ -447,10 +459,7 @@ class EventLoop(base_events.BaseEventLoop):
                 raise RuntimeError(f"sig {sig:d} cannot be caught")
             raise
         if not self._signal_handlers:
-            try:
-                signal.set_wakeup_fd(-1)
-            except (ValueError, OSError) as exc:
-                logger.info("set_wakeup_fd(-1) failed: %s", exc)
+            self._restore_wakeup_fd()
         return True
 
     def _check_signal(self, sig: int) -> None:

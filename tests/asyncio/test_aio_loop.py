@@ -236,6 +236,9 @@ def test_unsupported_features_raise_not_implemented_naming_them(run):
 def test_add_signal_handler(run):
     async def main():
         loop = asyncio.get_running_loop()
+        await asyncio.sleep(0.01)  # a blocking wait first (a backend may install its own wakeup fd then)
+        before = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(before)
         got = loop.create_future()
         loop.add_signal_handler(signal.SIGUSR1, got.set_result, "usr1")
         try:
@@ -243,7 +246,8 @@ def test_add_signal_handler(run):
             assert await asyncio.wait_for(got, 5) == "usr1"
         finally:
             assert loop.remove_signal_handler(signal.SIGUSR1)
-        assert signal.set_wakeup_fd(-1) == -1  # the last handler gone: no wakeup descriptor left behind
+        # The last handler gone: the wakeup descriptor from before is back.
+        assert signal.set_wakeup_fd(before) == before
         with pytest.raises(TypeError):
             loop.add_signal_handler(signal.SIGUSR1, main)
     run(main())
