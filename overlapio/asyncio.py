@@ -142,6 +142,7 @@ class EventLoop(base_events.BaseEventLoop):
         self._leftovers: "dict[socket.socket, deque]" = {}
         self._signal_handlers: "dict[int, events.Handle]" = {}
         self._wakeup_prev = -1  # the wakeup descriptor add_signal_handler replaced
+        self._wakeup_ours = False  # the self-socket is in the chain of wakeup descriptors
         self._transports: "weakref.WeakSet[_SocketTransport]" = weakref.WeakSet()
         self._ssock, self._csock = socket.socketpair()
         self._ssock.setblocking(False)
@@ -206,11 +207,12 @@ class EventLoop(base_events.BaseEventLoop):
             self._awaited.clear()  # the close below completes those ops, and no wait() will return them
             for transport in list(self._transports):
                 transport._close_at_loop_close()
-            csock, self._csock = self._csock, None
             self._px.close(self._ssock)
+            self._px.close()  # every op still pending completes cancelled
+            self._restore_wakeup_fd()  # a backend's own wakeup fd over ours was put back by its close
+            csock, self._csock = self._csock, None
             csock.close()
             self._internal_fds -= 1
-            self._px.close()  # every op still pending completes cancelled
         finally:
             super().close()
 
@@ -416,6 +418,7 @@ class EventLoop(base_events.BaseEventLoop):
                 self._wakeup_prev = signal.set_wakeup_fd(self._csock.fileno())  # only the main thread may
             except (ValueError, OSError) as exc:
                 raise RuntimeError(str(exc))
+            self._wakeup_ours = True
         self._signal_handlers[sig] = events.Handle(callback, args, self, None)
         try:
             signal.signal(sig, self._handle_signal)
@@ -429,10 +432,18 @@ class EventLoop(base_events.BaseEventLoop):
             raise
 
     def _restore_wakeup_fd(self) -> None:
+        """Put back the wakeup descriptor ours replaced, if ours is the current one.
+        If another was installed over ours since (the Winsock backend installs its
+        own at its first blocking wait), leave it: its owner puts ours back when it
+        is done, and close() then finishes the job."""
+        if not self._wakeup_ours:
+            return
         try:
             current = signal.set_wakeup_fd(self._wakeup_prev)
-            if self._csock is not None and current != self._csock.fileno():
-                signal.set_wakeup_fd(current)  # another was installed over ours since: leave that one
+            if current == self._csock.fileno():
+                self._wakeup_ours = False
+            else:
+                signal.set_wakeup_fd(current)
         except (ValueError, OSError) as exc:
             logger.info("restoring the wakeup fd failed: %s", exc)
 
