@@ -481,13 +481,13 @@ class EventLoop(base_events.BaseEventLoop):
 
     # -- what this loop does not do --------------------------------------------------------
     def add_reader(self, fd: Any, callback: Any, *args: Any) -> None:
-        raise _unsupported("add_reader (readiness callbacks; overlapio is completion-based: use sock_recv or a transport)")
+        raise _unsupported("add_reader (readiness callbacks; use sock_recv or a transport)")
 
     def remove_reader(self, fd: Any) -> bool:
         raise _unsupported("remove_reader (readiness callbacks)")
 
     def add_writer(self, fd: Any, callback: Any, *args: Any) -> None:
-        raise _unsupported("add_writer (readiness callbacks; overlapio is completion-based: use sock_sendall or a transport)")
+        raise _unsupported("add_writer (readiness callbacks; use sock_sendall or a transport)")
 
     def remove_writer(self, fd: Any) -> bool:
         raise _unsupported("remove_writer (readiness callbacks)")

@@ -55,7 +55,7 @@ TARGETS = [
 _DATAGRAM = "datagram sockets: not supported (overlapio has no datagram ops); raises NotImplementedError"
 _UNIX = "AF_UNIX sockets: not supported (overlapio connects (host, port) addresses); raises NotImplementedError"
 _PIPES = "pipes and ptys: not supported (overlapio has socket ops only); raises NotImplementedError"
-_READINESS = "add_reader/add_writer: not supported (completion-based, no readiness callbacks); raises NotImplementedError"
+_READINESS = "add_reader/add_writer: not supported (no readiness callbacks); raises NotImplementedError"
 
 #: "Class.test_name" -> why it does not run on overlapio's loop. Only two kinds of
 #: reason are allowed: a feature this loop documents as unsupported (it raises
