@@ -96,6 +96,17 @@ DESELECTED: "dict[str, str]" = {
 
 #: backend id -> {"Class.test_name": reason}: deselected on that backend only.
 DESELECTED_ON: "dict[str, dict[str, str]]" = {
+    "winsock-standin": {
+        # The test closes its listener with socket.close() while the cancelled
+        # sock_accept's AcceptEx is still being aborted, then expects a connect to it
+        # to be refused. On Windows that close is closesocket(), which ends the
+        # listener at once. The stand-in plays the kernel with a thread that may be
+        # inside poll() on that descriptor, and Linux keeps a socket alive while a
+        # poll() holds it: the connect then sometimes succeeds. A limit of the test
+        # double, not of the loop (posix and uring run the test).
+        "BaseSockTestsMixin.test_cancel_sock_accept": "the stand-in's kernel thread can hold the closed listener "
+        "open inside poll() (Linux semantics); on Windows closesocket() ends it at once",
+    },
     "uring": {
         # After sock_connect() was started and one sleep(0), the test calls a
         # *blocking* listener.accept() on the loop's thread: it relies on the loop
