@@ -21,7 +21,7 @@ from collections import deque
 from typing import Any, Optional
 
 from ..core.backend import Backend
-from ..core.errors import OperationCancelled, normalize, os_error
+from ..core.errors import OperationCancelled, normalize, os_error, send_after_shutdown
 from ..core.op import Op, OpKind
 
 EVENT_READ = selectors.EVENT_READ
@@ -29,6 +29,7 @@ EVENT_WRITE = selectors.EVENT_WRITE
 _READ_WRITE = EVENT_READ | EVENT_WRITE
 _RECV = OpKind.RECV
 _SEND = OpKind.SEND
+_SHUTDOWN = OpKind.SHUTDOWN
 
 _PURGE_MIN = 64  # socket-table size below which no purge runs (see _purge)
 
@@ -40,7 +41,7 @@ _ACCEPT_RETRY = {errno.ECONNABORTED, errno.EPROTO, errno.ECONNRESET, errno.EPERM
 class _Sock:
     """A socket's queues and what the selector has registered for it."""
 
-    __slots__ = ("sock", "fd", "accepts", "recvs", "sends", "readers", "connect", "mask", "dirty")
+    __slots__ = ("sock", "fd", "accepts", "recvs", "sends", "readers", "connect", "mask", "dirty", "shut")
 
     def __init__(self, sock: socket.socket, fd: int) -> None:
         self.sock = sock
@@ -52,6 +53,7 @@ class _Sock:
         self.connect: Optional[Op] = None
         self.mask = 0  # events registered with the selector
         self.dirty = False  # queued in _dirty for an interest update
+        self.shut = False  # a shutdown op was submitted: later sends fail (it waits in sends, or ran)
 
     def wanted(self) -> int:
         mask = EVENT_READ if (self.recvs or self.accepts or self.readers) else 0
@@ -160,29 +162,51 @@ class SelectorsBackend(Backend):
             except (BlockingIOError, InterruptedError):
                 n = 0
             except OSError as exc:
-                self._complete(op, None, normalize(exc))
+                self._complete(op, None, send_after_shutdown() if st.shut else normalize(exc))
                 return
             op.nbytes = n
             if n == len(view):
                 op._value = n
                 self._ready.append(op)  # = complete(op, n, None): the Backend's fast path
                 return
+        elif st.shut:  # queued behind a shutdown op: it would go out after the FIN
+            self._complete(op, None, send_after_shutdown())
+            return
         # It waits: pin the data with a view of our own, so that the caller can neither
         # resize a bytearray under it nor invalidate it by releasing their memoryview.
         op._bk = memoryview(op._view)
         st.sends.append(op)
         self._touch(st)
 
+    def shutdown(self, op: Op) -> None:
+        st = self._socks.get(op.sock) or self._state(op.sock)
+        st.shut = True
+        if st.sends:  # it runs once the sends submitted before it are out (_do_sends)
+            st.sends.append(op)
+            self._touch(st)
+        else:
+            self._shut_now(op)
+
+    def _shut_now(self, op: Op) -> None:
+        try:
+            op.sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            self._complete(op, None, normalize(exc))
+        else:
+            self._complete(op, None, None)
+
     def try_send(self, sock: socket.socket, data: Any) -> int:
         st = self._socks.get(sock) or self._state(sock)  # (the state makes the socket non-blocking)
         if st.sends:
+            if st.shut:
+                raise send_after_shutdown()
             return 0  # they go first
         try:
             return sock.send(data)
         except (BlockingIOError, InterruptedError):
             return 0
         except OSError as exc:
-            raise normalize(exc)
+            raise send_after_shutdown() if st.shut else normalize(exc)
 
     def cancel(self, op: Op) -> None:
         st = self._socks.get(op.sock)
@@ -196,6 +220,8 @@ class SelectorsBackend(Backend):
             except ValueError:
                 continue
             op._bk = None
+            if op.kind is _SHUTDOWN:
+                st.shut = False  # it never ran: the sending side stays open
             self._complete(op, None, OperationCancelled())
             self._touch(st)
             return
@@ -329,6 +355,10 @@ class SelectorsBackend(Backend):
         sock = st.sock
         while sends:
             op = sends[0]
+            if op.kind is _SHUTDOWN:  # every send before it is out
+                sends.popleft()
+                self._shut_now(op)
+                continue
             view = op._bk  # our memoryview of the data (send() pinned it): slices of it must not copy
             try:
                 n = sock.send(view[op.nbytes:])

@@ -119,6 +119,11 @@ that a direct ``sock.send`` by the user can never block the loop thread;
 overlapped calls do not depend on that mode (asyncio's proactor runs them on
 non-blocking sockets too). Ops use ``sock.fileno()`` as the SOCKET.
 
+Half-close: ``shutdown(SD_SEND)`` does not wait for WSASends in flight, so a
+shutdown op waits (in ``_shut_waiting``) until the socket's sends issued before it
+are reaped, then calls it; sends submitted after it are never issued (they fail
+with ``send_after_shutdown()``).
+
 Closing a socket: ``close_socket`` cancels each of the socket's ops the kernel
 still has (``CancelIoEx`` per OVERLAPPED: on a closed and reused handle value it
 finds nothing), waits until each OVERLAPPED says done -- cancellation takes
@@ -180,13 +185,14 @@ from time import monotonic
 from typing import Any, Optional
 
 from ..core.backend import Backend
-from ..core.errors import BackendUnavailable, OperationCancelled, normalize, os_error
+from ..core.errors import BackendUnavailable, OperationCancelled, normalize, os_error, send_after_shutdown
 from ..core.op import Op, OpKind
 from . import _winsock_cdef as _c
 
 __all__ = ["WinsockBackend"]
 
 _RECV, _SEND, _ACCEPT, _CONNECT, _READABLE = OpKind.RECV, OpKind.SEND, OpKind.ACCEPT, OpKind.CONNECT, OpKind.READABLE
+_SHUTDOWN = OpKind.SHUTDOWN
 _SIGNAL = object()  # the kind of the signal-wakeup recv's slot
 
 _INFINITE = _c.WSA_INFINITE
@@ -514,6 +520,10 @@ class WinsockBackend(Backend):
         self._dirty: list[_Group] = []
         self._reports = native.reports
         self._ext: dict = {}
+        # Half-close: sockets a shutdown op was submitted on (later sends fail), and
+        # the shutdown ops still waiting for earlier WSASends to be reaped.
+        self._shut: set[socket.socket] = set()
+        self._shut_waiting: dict[socket.socket, list[Op]] = {}
         self._sig_slot: Optional[_Slot] = None
         self._sig_r = self._sig_w = None
         self._wake = native.wake = self._new_event()
@@ -693,8 +703,11 @@ class WinsockBackend(Backend):
 
     def _finish(self, slot: _Slot, value: Any, error: Optional[BaseException]) -> None:
         op = self._slot_ops[slot.n]
+        sock = slot.sock
         self._release(slot)
         self._complete(op, value, error)
+        if self._shut_waiting and slot.kind is _SEND:
+            self._shutdown_if_sent(sock)
 
     # -- helper threads -----------------------------------------------------------
     def _new_helper(self) -> _Group:
@@ -864,6 +877,9 @@ class WinsockBackend(Backend):
             self._finish(slot, None, self._error(slot, err))
 
     def send(self, op: Op) -> None:
+        if self._shut and op.sock in self._shut:  # never issued: it would follow the FIN
+            self._complete(op, None, send_after_shutdown())
+            return
         data = op._view  # the core's flat bytes
         slot = self._slot(op, op.sock, _SEND)
         try:
@@ -881,6 +897,8 @@ class WinsockBackend(Backend):
         # A plain non-overlapped send on the non-blocking socket; only while no
         # WSASend of it is in flight (or done but not yet reaped), so that the
         # bytes keep submission order.
+        if sock in self._shut:
+            raise send_after_shutdown()
         for slot in self._by_sock.get(sock, ()):
             if slot.kind is _SEND:
                 return 0
@@ -895,6 +913,32 @@ class WinsockBackend(Backend):
             if code:
                 raise os_error(code, windows=True) from exc
             raise normalize(exc)
+
+    def shutdown(self, op: Op) -> None:
+        sock = op.sock
+        self._shut.add(sock)
+        if any(slot.kind is _SEND for slot in self._by_sock.get(sock, ())):
+            # Runs once the WSASends issued before it are reaped (_finish): shutdown()
+            # would not wait for them, and their bytes must go out before the FIN.
+            self._shut_waiting.setdefault(sock, []).append(op)
+        else:
+            self._shut_now(op)
+
+    def _shut_now(self, op: Op) -> None:
+        if self.api.shutdown(op.sock.fileno(), _c.SD_SEND):
+            self._complete(op, None, os_error(self.api.WSAGetLastError(), windows=True, what="shutdown"))
+        else:
+            self._complete(op, None, None)
+
+    def _shutdown_if_sent(self, sock: socket.socket) -> None:
+        if sock in self._shut_waiting and not any(s.kind is _SEND for s in self._by_sock.get(sock, ())):
+            for op in self._shut_waiting.pop(sock):
+                self._shut_now(op)
+
+    def _drop_shutdowns(self, sock: socket.socket, why: str) -> None:
+        """Complete the shutdown ops still waiting on ``sock`` as cancelled."""
+        for op in self._shut_waiting.pop(sock, ()):
+            self._complete(op, None, OperationCancelled(why))
 
     def _issue_send(self, slot: _Slot) -> bool:
         """One WSASend of everything not sent yet. A WSABUF's length is a ULONG:
@@ -985,6 +1029,15 @@ class WinsockBackend(Backend):
             self._finish(slot, None, self._error(slot, err))
 
     def cancel(self, op: Op) -> None:
+        if op.kind is _SHUTDOWN:
+            waiting = self._shut_waiting.get(op.sock)
+            if waiting and op in waiting:  # it never ran: the sending side stays open
+                waiting.remove(op)
+                if not waiting:
+                    del self._shut_waiting[op.sock]
+                    self._shut.discard(op.sock)
+                self._complete(op, None, OperationCancelled("shutdown cancelled"))
+            return
         slot = op._bk
         if not isinstance(slot, _Slot) or self._slot_ops[slot.n] is not op or slot.cancelled:
             return
@@ -995,6 +1048,8 @@ class WinsockBackend(Backend):
         self.api.CancelIoEx(self.ffi.cast("HANDLE", slot.handle), slot.ov)
 
     def close_socket(self, sock: socket.socket) -> None:
+        self._drop_shutdowns(sock, "socket closed")
+        self._shut.discard(sock)
         slots = self._by_sock.get(sock)
         if slots:
             slots = list(slots)
@@ -1258,6 +1313,9 @@ class WinsockBackend(Backend):
         # 1. stop every helper: nobody may wait on an event we close below
         native.stop_helpers()
         self._dirty.clear()
+        for sock in list(self._shut_waiting):  # first: reaping their sends below must not run them
+            self._drop_shutdowns(sock, "proactor closed")
+        self._shut.clear()
         # 2. cancel every op in flight and wait until the kernel is done with each
         flying = [s for g in (self._g0, *self._helpers) for s in g.slots]
         for slot in flying:

@@ -36,7 +36,7 @@ The Op, seen from a backend
 ===========================
 Read, never write (the core set them): ``op.kind``, ``op.sock``, ``op.buf`` (the
 recv buffer, or the send data exactly as the caller gave it), ``op.callback``,
-``op.tag``, and ``op._view``: for a send, the data as flat bytes (``bytes``,
+``op.tag`` (``op.buf`` of a shutdown op is ``how``), and ``op._view``: for a send, the data as flat bytes (``bytes``,
 ``bytearray`` or a 1-D byte ``memoryview``; ``len()`` is the byte count) -- send
 this, not ``op.buf``.
 
@@ -146,6 +146,16 @@ class Backend:
         such op pending on a socket completes. A backend that does not override
         this has no readable op: ``Proactor.readable`` then raises
         ``NotImplementedError`` at once."""
+        raise NotImplementedError
+
+    def shutdown(self, op: Op) -> None:
+        """Half-close ``op.sock`` (``op.buf`` is ``socket.SHUT_WR``, checked by the
+        core) once every send submitted on it before this op has completed;
+        value ``None``. From this op's submission on, a send on ``op.sock``
+        completes with ``errors.send_after_shutdown()`` and ``try_send`` raises
+        it. Cancelled while it waits for earlier sends, it shuts nothing down
+        and sends work again. A backend without it leaves this method out: the
+        core then raises ``NotImplementedError`` for ``Proactor.shutdown``."""
         raise NotImplementedError
 
     def try_send(self, sock: socket.socket, data: Any) -> int:

@@ -21,6 +21,7 @@ __all__ = [
     "UnknownBackendError",
     "os_error",
     "normalize",
+    "send_after_shutdown",
 ]
 
 
@@ -108,6 +109,13 @@ def os_error(code: int, *, windows: bool = False, what: str = "") -> OSError:
         return OperationCancelled(what or "operation cancelled")
     text = _strerror(code)
     return cls(code, f"{what}: {text}" if what else text)
+
+
+def send_after_shutdown() -> BrokenPipeError:
+    """What a send (or ``try_send``) on a socket whose sending side this program
+    shut down with ``Proactor.shutdown`` fails with, on every backend. Not a
+    ``ConnectionResetError``: the peer did nothing wrong."""
+    return BrokenPipeError(errno.EPIPE, "send after shutdown(SHUT_WR) of this socket")
 
 
 def normalize(exc: OSError) -> OSError:

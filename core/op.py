@@ -24,6 +24,7 @@ class OpKind(enum.IntEnum):
     SLEEP = 5
     POST = 6
     READABLE = 7
+    SHUTDOWN = 8
 
 
 Callback = Callable[["Op"], Any]
@@ -49,7 +50,7 @@ class Op:
     RECV the byte count ``n`` (``buf[:n]`` holds the data; ``0`` means end of
     stream, unless the buffer itself was empty); SEND ``len(data)``; SLEEP
     ``None``; POST the posted value; READABLE ``None`` (the socket has something
-    to read: nothing was read).
+    to read: nothing was read); SHUTDOWN ``None``.
     """
 
     # The core's slots and the backend's: core/backend.py documents who may read and

@@ -76,6 +76,8 @@ _NO_SOCK = _Omitted()
 _SEND, _RECV, _ACCEPT, _CONNECT, _SLEEP, _POST, _READABLE = (
     OpKind.SEND, OpKind.RECV, OpKind.ACCEPT, OpKind.CONNECT, OpKind.SLEEP, OpKind.POST, OpKind.READABLE,
 )
+_SHUTDOWN = OpKind.SHUTDOWN
+_SHUT_WR = socket.SHUT_WR  # (in the class body, `socket` is the method)
 
 
 class Proactor:
@@ -336,6 +338,33 @@ class Proactor:
             self._arm(op, timeout)
         self._pending += 1
         self._backend.readable(op)
+        return op
+
+    def shutdown(self, sock: socket.socket, how: int = _SHUT_WR, callback: Optional[Callback] = None,
+                 tag: Any = None) -> Op:
+        """Half-close: shut the sending side of the connected stream socket
+        ``sock`` down once every send submitted on it before this call has
+        completed, so the peer reads all of that data and then end of stream,
+        while ``sock`` still receives. Value ``None``.
+
+        A send submitted after it (and a ``try_send``) fails with
+        ``BrokenPipeError``. Cancelled while it still waits for earlier sends,
+        it shuts nothing down. Only ``socket.SHUT_WR`` is taken: what a
+        read-side shutdown does to pending and later recvs differs between
+        stacks (close the socket instead).
+        """
+        self._check_sock(sock)
+        _check_callback(callback)
+        if how != socket.SHUT_WR or type(how) is bool:
+            raise ValueError(f"shutdown takes how=socket.SHUT_WR only, not {how!r}")
+        if sock.type != socket.SOCK_STREAM:
+            raise ValueError("shutdown needs a stream (TCP) socket")
+        if type(self._backend).shutdown is Backend.shutdown:
+            raise NotImplementedError(f"the {self.backend_name!r} backend has no shutdown op")
+        op = self._op(_SHUTDOWN, sock, tag, callback)
+        op.buf = how
+        self._pending += 1
+        self._backend.shutdown(op)
         return op
 
     def try_send(self, sock: socket.socket, data: Any) -> int:

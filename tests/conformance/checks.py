@@ -540,3 +540,37 @@ def check_readable_leaves_data_unread(backend) -> None:
         px.close(a)  # so that consumed bytes show as a short stream, not as a hang
         got = recv_to_eof(px, b, drv)
         assert got == data, f"readable consumed data: the recvs after it got {len(got)} of {len(data)} bytes"
+
+
+# -- half-close ------------------------------------------------------------------------
+def check_shutdown_after_sends(backend) -> None:
+    """A shutdown op runs only after every send submitted before it completed: the
+    peer reads all their bytes, then end of stream; a send submitted after it fails
+    with BrokenPipeError (try_send raises it), and the socket still receives."""
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # the sends pend
+        chunks = [payload(700_000, seed) for seed in range(4)]
+        sends = [px.send(a, c) for c in chunks]
+        sent_when_shut = {}
+        shut = px.shutdown(a, callback=lambda op: (sent_when_shut.update(done=[s.done for s in sends]),
+                                                   drv.cb(op)))
+        late = px.send(a, b"late")
+        try:
+            px.try_send(a, b"late")
+        except BrokenPipeError:
+            pass
+        else:
+            raise AssertionError("try_send after a shutdown op did not raise BrokenPipeError")
+        got = recv_to_eof(px, b, drv)
+        drv.wait_for(shut, late, *sends)
+        want = b"".join(chunks)
+        assert got == want, (f"the peer got {len(got)} of the {len(want)} bytes sent before the shutdown "
+                             "before end of stream")
+        assert shut.exception is None and shut.result is None, f"shutdown op: {shut!r}"
+        assert all(sent_when_shut["done"]), "the shutdown ran before the sends submitted ahead of it completed"
+        assert isinstance(late.exception, BrokenPipeError), f"a send after shutdown gave {late!r}"
+        # the other direction still works
+        drv.wait_for(px.send(b, b"reply"))
+        assert recv_exactly(px, a, 5, drv) == b"reply", "the half-closed socket no longer receives"

@@ -168,6 +168,17 @@ def _timeouts_without_submissions(self, entry):
     return not op.done
 
 
+class EagerShutdownBackend(SelectorsBackend):
+    """Shuts the sending side down at once, ahead of the sends still queued: the
+    FIN cuts the stream short (shutdown() does not wait for queued writes)."""
+
+    name = "mutant-eager-shutdown"
+
+    def shutdown(self, op):
+        self._state(op.sock).shut = True
+        self._shut_now(op)
+
+
 def test_early_send_completion_is_caught():
     with pytest.raises(AssertionError, match="the send completed but the peer got"):
         checks.check_send_done_means_handed_over(EarlySendBackend)
@@ -224,6 +235,11 @@ def test_stale_timeout_acting_on_a_resubmitted_op_is_caught(monkeypatch):
         checks.check_timeout_is_per_submission(SelectorsBackend)
 
 
+def test_shutdown_ahead_of_pending_sends_is_caught():
+    with pytest.raises(AssertionError, match="bytes sent before the shutdown"):
+        checks.check_shutdown_after_sends(EagerShutdownBackend)
+
+
 @pytest.mark.parametrize("check", [checks.check_exactly_once, checks.check_recv_order,
                                    checks.check_try_send_keeps_order,
                                    checks.check_send_done_means_handed_over,
@@ -231,7 +247,8 @@ def test_stale_timeout_acting_on_a_resubmitted_op_is_caught(monkeypatch):
                                    checks.check_close_socket_cancels_pending,
                                    checks.check_timeout_completes_with_timeout_error,
                                    checks.check_timeout_is_per_submission,
-                                   checks.check_readable_leaves_data_unread])
+                                   checks.check_readable_leaves_data_unread,
+                                   checks.check_shutdown_after_sends])
 def test_the_real_backend_passes_the_same_checks(check):
     """The control group: the unmutated base class passes every check the mutants fail."""
     check(SelectorsBackend)
