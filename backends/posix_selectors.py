@@ -154,9 +154,12 @@ class SelectorsBackend(Backend):
     def send(self, op: Op) -> None:
         sock = op.sock
         st = self._socks.get(sock) or self._state(sock)  # (_state's fast path, inlined)
+        view = op._view
+        if type(view) is tuple:  # a list of buffers
+            self._send_vector(op, st)
+            return
         if not st.sends:
             # Nothing queued ahead: try at once; most sends finish here.
-            view = op._view
             try:
                 n = sock.send(view)
             except (BlockingIOError, InterruptedError):
@@ -177,6 +180,17 @@ class SelectorsBackend(Backend):
         op._bk = memoryview(op._view)
         st.sends.append(op)
         self._touch(st)
+
+    def _send_vector(self, op: Op, st: _Sock) -> None:
+        if st.shut:
+            self._complete(op, None, send_after_shutdown())
+            return
+        op._bk = sum(map(len, op._view))  # its byte count (_do_sends)
+        st.sends.append(op)
+        if len(st.sends) == 1:
+            self._do_sends(st)  # nothing queued ahead: try at once, as send() does
+        if st.sends:
+            self._touch(st)
 
     def shutdown(self, op: Op) -> None:
         st = self._socks.get(op.sock) or self._state(op.sock)
@@ -313,8 +327,9 @@ class SelectorsBackend(Backend):
                     sock = st.sock
                     while recvs:
                         op = recvs[0]
+                        vec = op._view  # a list of buffers' views, else None
                         try:
-                            n = sock.recv_into(op.buf)
+                            n = sock.recv_into(op.buf) if vec is None else sock.recvmsg_into(vec)[0]
                         except (BlockingIOError, InterruptedError):
                             break
                         except OSError as exc:
@@ -359,9 +374,15 @@ class SelectorsBackend(Backend):
                 sends.popleft()
                 self._shut_now(op)
                 continue
-            view = op._bk  # our memoryview of the data (send() pinned it): slices of it must not copy
+            vec = op._view
             try:
-                n = sock.send(view[op.nbytes:])
+                if type(vec) is tuple:  # a list of buffers; _bk is its byte count
+                    total = op._bk
+                    n = sock.sendmsg(_skip(vec, op.nbytes))
+                else:
+                    view = op._bk  # our memoryview of the data (send() pinned it): slices of it must not copy
+                    total = len(view)
+                    n = sock.send(view[op.nbytes:])
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -370,7 +391,7 @@ class SelectorsBackend(Backend):
                 self._complete(op, None, normalize(exc))
                 continue
             op.nbytes += n
-            if op.nbytes < len(view):
+            if op.nbytes < total:
                 return  # the kernel buffer is full
             sends.popleft()
             op._bk = None
@@ -428,3 +449,17 @@ def _misused(what: str, exc: Optional[BaseException]) -> BufferError:
     """The error of an op whose buffer the caller broke while it was pending."""
     why = f": {exc}" if exc is not None else ""
     return BufferError(f"the {what} buffer was released, resized or emptied while the op was pending{why}")
+
+
+def _skip(views: tuple, offset: int) -> Any:
+    """The views of a list send from byte ``offset`` on (slices: no copy)."""
+    if not offset:
+        return views
+    out = []
+    for view in views:
+        if offset >= len(view):
+            offset -= len(view)
+            continue
+        out.append(view[offset:] if offset else view)
+        offset = 0
+    return out

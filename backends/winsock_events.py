@@ -845,7 +845,8 @@ class WinsockBackend(Backend):
     # Every overlapped call sits in a try whose handler is _rescue(): from the call
     # to the op's registration, an exception must not orphan an op the kernel has.
     def recv(self, op: Op) -> None:
-        self._issue_recv(self._slot(op, op.sock, _RECV), op.buf)
+        vec = op._view  # a list of buffers' views, else None
+        self._issue_recv(self._slot(op, op.sock, _RECV), op.buf if vec is None else vec)
 
     def readable(self, op: Op) -> None:
         # The zero-byte receive: a 0-byte WSARecv completes (with 0) once data, end
@@ -854,21 +855,26 @@ class WinsockBackend(Backend):
         self._issue_recv(self._slot(op, op.sock, _READABLE), None)
 
     def _issue_recv(self, slot: _Slot, buf: Any) -> None:
-        """WSARecv into ``buf``, or a zero-byte one for ``None``: its WSABUF then
-        points at a byte of ours, never written (as libuv's does)."""
+        """WSARecv into ``buf`` (a tuple of views: several WSABUFs), or a zero-byte
+        one for ``None``: its WSABUF then points at a byte of ours, never written
+        (as libuv's does)."""
         try:
             if buf is None:
                 pin = slot.pin = self._zero
-                size = 0
+                wb, count = slot.wsabuf, 1
+                wb.buf = pin
+                wb.len = 0
+            elif type(buf) is tuple:  # a list of buffers: one WSARecv, several WSABUFs
+                slot.pin = tuple(self.ffi.from_buffer("char[]", v, require_writable=True) for v in buf)
+                wb, count = self._wsabufs(slot, 0)
             else:
                 pin = slot.pin = self.ffi.from_buffer("char[]", buf, require_writable=True)
-                size = min(len(pin), _MAX_CHUNK)
-            wb = slot.wsabuf
-            wb.buf = pin
-            wb.len = size
+                wb, count = slot.wsabuf, 1
+                wb.buf = pin
+                wb.len = min(len(pin), _MAX_CHUNK)
             slot.out[1] = 0
             self._issuing(slot)
-            rc = self.api.WSARecv(slot.handle, wb, 1, self._null, slot.out + 1, slot.ov, self._null)
+            rc = self.api.WSARecv(slot.handle, wb, count, self._null, slot.out + 1, slot.ov, self._null)
             err = self._started(slot, rc == 0)
         except BaseException:
             self._rescue(slot)
@@ -880,11 +886,15 @@ class WinsockBackend(Backend):
         if self._shut and op.sock in self._shut:  # never issued: it would follow the FIN
             self._complete(op, None, send_after_shutdown())
             return
-        data = op._view  # the core's flat bytes
+        data = op._view  # the core's flat bytes (a tuple of them for a list of buffers)
         slot = self._slot(op, op.sock, _SEND)
         try:
-            pin = slot.pin = self.ffi.from_buffer("char[]", data)
-            slot.total = len(pin)
+            if type(data) is tuple:
+                pins = slot.pin = tuple(self.ffi.from_buffer("char[]", v) for v in data)
+                slot.total = sum(map(len, pins))
+            else:
+                pin = slot.pin = self.ffi.from_buffer("char[]", data)
+                slot.total = len(pin)
             slot.sent = 0
             err = self._started(slot, self._issue_send(slot))
         except BaseException:
@@ -945,6 +955,10 @@ class WinsockBackend(Backend):
         past _MAX_CHUNK the rest goes as several WSABUFs of the same call, so that
         one send op is one request in the socket's queue, whatever its size."""
         left = slot.total - slot.sent
+        if type(slot.pin) is tuple:  # a list of buffers
+            wb, n = self._wsabufs(slot, slot.sent)
+            self._issuing(slot)
+            return self.api.WSASend(slot.handle, wb, n, self._null, 0, slot.ov, self._null) == 0
         start = slot.pin + slot.sent
         if left <= _MAX_CHUNK:
             wb, n = slot.wsabuf, 1
@@ -958,6 +972,25 @@ class WinsockBackend(Backend):
                 wb[i].len = min(_MAX_CHUNK, left - i * _MAX_CHUNK)
         self._issuing(slot)
         return self.api.WSASend(slot.handle, wb, n, self._null, 0, slot.ov, self._null) == 0
+
+    def _wsabufs(self, slot: _Slot, skip: int) -> tuple:
+        """The WSABUF array (kept in ``slot.bufs`` until the op is reaped) over the
+        pinned buffers of a list op (``slot.pin``, a tuple) from byte ``skip`` on,
+        and its length; a buffer longer than a WSABUF takes is split."""
+        parts = []
+        for pin in slot.pin:
+            size = len(pin)
+            if skip >= size:
+                skip -= size
+                continue
+            for at in range(skip, size, _MAX_CHUNK):
+                parts.append((pin + at, min(_MAX_CHUNK, size - at)))
+            skip = 0
+        arr = slot.bufs = self.ffi.new("WSABUF[]", len(parts))
+        for i, (ptr, length) in enumerate(parts):
+            arr[i].buf = ptr
+            arr[i].len = length
+        return arr, len(parts)
 
     def accept(self, op: Op) -> None:
         try:

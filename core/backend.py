@@ -36,9 +36,15 @@ The Op, seen from a backend
 ===========================
 Read, never write (the core set them): ``op.kind``, ``op.sock``, ``op.buf`` (the
 recv buffer, or the send data exactly as the caller gave it), ``op.callback``,
-``op.tag`` (``op.buf`` of a shutdown op is ``how``), and ``op._view``: for a send, the data as flat bytes (``bytes``,
-``bytearray`` or a 1-D byte ``memoryview``; ``len()`` is the byte count) -- send
-this, not ``op.buf``.
+``op.tag`` (``op.buf`` of a shutdown op is ``how``), and ``op._view``: for a
+send, the data as flat bytes (``bytes``, ``bytearray`` or a 1-D byte
+``memoryview``; ``len()`` is the byte count) -- send this, not ``op.buf``.
+A recv or send given a *list* of buffers has ``op.buf`` that list and ``op._view``
+a tuple of flat byte memoryviews of its non-empty buffers, in order (writable for
+a recv; never without bytes: the core completes such an op itself); for every
+other recv ``op._view`` is ``None``. Such an op moves its bytes through the views
+in order as one operation (``recvmsg_into``/``sendmsg``, several WSABUFs), with
+the same ``nbytes`` contract; its value is the total count.
 
 Write: ``op.nbytes`` (bytes transferred so far; for a send that ends cancelled or
 failed, how many of its bytes the OS took), and ``op._value`` only on the fast
@@ -130,13 +136,15 @@ class Backend:
         raise NotImplementedError
 
     def recv(self, op: Op) -> None:
-        """Receive into ``op.buf`` (a non-empty writable buffer); value: the byte
-        count, 0 at end of stream."""
+        """Receive into ``op.buf`` (a non-empty writable buffer), or into the
+        views of ``op._view`` in order when it is not ``None`` (a list of
+        buffers); value: the byte count, 0 at end of stream."""
         raise NotImplementedError
 
     def send(self, op: Op) -> None:
         """Send all of ``op._view`` (non-empty flat bytes: ``len()`` is the byte
-        count); value: that length. Partial sends are the backend's business."""
+        count; or a tuple of such views, for a list of buffers, sent in order);
+        value: the byte count. Partial sends are the backend's business."""
         raise NotImplementedError
 
     def readable(self, op: Op) -> None:

@@ -78,6 +78,7 @@ _SEND, _RECV, _ACCEPT, _CONNECT, _SLEEP, _POST, _READABLE = (
 )
 _SHUTDOWN = OpKind.SHUTDOWN
 _SHUT_WR = socket.SHUT_WR  # (in the class body, `socket` is the method)
+_MAX_BUFFERS = 1024  # buffers per multi-buffer op: IOV_MAX on Linux and the BSDs
 
 
 class Proactor:
@@ -248,6 +249,10 @@ class Proactor:
 
         Several pending recvs on one socket complete in submission order with the
         bytes in stream order. Do not resize ``buf`` while the op is pending.
+
+        ``buf`` may be a list of writable buffers (at most 1024): one receive
+        fills them in order (``recvmsg_into``; one WSARecv with several WSABUFs)
+        and ``n`` counts the bytes over all of them.
         """
         if self._closed or type(sock) is not _SOCKET_TYPE or sock.fileno() < 0:
             self._check_sock(sock)  # the full checks, for their messages
@@ -258,6 +263,8 @@ class Proactor:
             size = buf.nbytes
         elif kind is bytearray:
             size = len(buf)
+        elif kind is list:  # several buffers: off the per-message path
+            return self._submit_vector(_RECV, sock, buf, callback, tag)
         else:
             size = _writable_size(buf)
         # Op.__init__, inlined: this and send() are the per-message path.
@@ -280,6 +287,10 @@ class Proactor:
 
         Several pending sends on one socket go out in submission order, never
         interleaved. Do not modify ``data`` while the op is pending.
+
+        ``data`` may be a list of bytes-like objects (at most 1024): they go out
+        in order as one op (``sendmsg``; one WSASend with several WSABUFs), the
+        value and ``nbytes`` counting bytes over all of them.
         """
         if self._closed or type(sock) is not _SOCKET_TYPE or sock.fileno() < 0:
             self._check_sock(sock)
@@ -289,6 +300,8 @@ class Proactor:
         if (kind is memoryview and data.c_contiguous and data.itemsize == 1 and data.ndim == 1) or kind is bytes \
                 or kind is bytearray:
             view = data  # already flat bytes
+        elif kind is list:  # several buffers: off the per-message path
+            return self._submit_vector(_SEND, sock, data, callback, tag)
         else:
             view = _byte_view(data)
         op = _new(Op)  # Op.__init__, inlined (see recv)
@@ -438,7 +451,8 @@ class Proactor:
                 # The per-message path: _resubmit_any, inlined for a recv without a timeout.
                 buf = op.buf
                 buftype = type(buf)
-                size = buf.nbytes if buftype is memoryview else len(buf) if buftype is bytearray else _writable_size(buf)
+                size = buf.nbytes if buftype is memoryview else len(buf) if buftype is bytearray else \
+                    _writable_size(buf) if buftype is not list else len(_vector(buf, True))
                 sock = op.sock
                 if self._closed or sock.fileno() < 0:
                     self._check_sock(sock)
@@ -469,9 +483,14 @@ class Proactor:
         data = op.buf
         view = None
         if kind is _RECV:
-            size = _writable_size(data)
+            if type(data) is list:  # a list of buffers: the backend gets their views again
+                view = _vector(data, True)
+                size = len(view)
+            else:
+                size = _writable_size(data)
         elif kind is _SEND:
-            view = data if type(data) is bytes or type(data) is bytearray else _byte_view(data)
+            view = data if type(data) is bytes or type(data) is bytearray else \
+                _byte_view(data) if type(data) is not list else _vector(data, False)
             size = len(view)
         else:
             size = 1
@@ -492,6 +511,23 @@ class Proactor:
             self._backend.readable(op)
         else:
             self._backend.accept(op)
+        return op
+
+    def _submit_vector(self, kind: OpKind, sock: socket.socket, bufs: list, callback: Optional[Callback],
+                       tag: Any) -> Op:
+        """recv()/send() of a list of buffers (already past their socket and
+        callback checks): the backend gets them as ``op._view``, a tuple."""
+        view = _vector(bufs, kind is _RECV)
+        op = self._op(kind, sock, tag, callback)
+        op.buf = bufs
+        op._view = view
+        self._pending += 1
+        if not len(view):
+            self._complete(op, 0, None)  # only empty buffers: nothing to do, as for one empty buffer
+        elif kind is _RECV:
+            self._backend.recv(op)
+        else:
+            self._backend.send(op)
         return op
 
     def sleep(self, seconds: float, callback: Optional[Callback] = None, tag: Any = None) -> Op:
@@ -909,6 +945,25 @@ def _byte_view(data: Any) -> memoryview:
     if not view.c_contiguous:
         raise TypeError("send needs contiguous data, not a strided view")
     return view if view.itemsize == 1 and view.ndim == 1 else view.cast("B")
+
+
+def _vector(bufs: list, writable: bool) -> tuple:
+    """A list of buffers as the tuple of flat byte views a backend gets."""
+    if not bufs:
+        raise ValueError(f"{'recv' if writable else 'send'} needs at least one buffer, not an empty list")
+    if len(bufs) > _MAX_BUFFERS:
+        raise ValueError(f"at most {_MAX_BUFFERS} buffers per op, not {len(bufs)}")
+    views = []
+    for buf in bufs:
+        if writable:
+            _writable_size(buf)  # its checks and messages
+            view = memoryview(buf)
+            view = view if view.itemsize == 1 and view.ndim == 1 else view.cast("B")
+        else:
+            view = _byte_view(buf)
+        if view.nbytes:
+            views.append(view)
+    return tuple(views)
 
 
 def _family_of(address: Any) -> int:

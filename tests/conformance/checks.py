@@ -574,3 +574,37 @@ def check_shutdown_after_sends(backend) -> None:
         # the other direction still works
         drv.wait_for(px.send(b, b"reply"))
         assert recv_exactly(px, a, 5, drv) == b"reply", "the half-closed socket no longer receives"
+
+
+# -- multi-buffer ops --------------------------------------------------------------------
+def check_vector_ops_keep_order(backend) -> None:
+    """A list send puts its buffers on the wire in order, as one op; a list recv
+    fills its buffers in order; both count bytes over all their buffers, also
+    through partial sends and beside single-buffer ops on the same socket."""
+    import array
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # partial sends
+        parts = [payload(n, seed) for seed, n in enumerate((1, 300_000, 0, 17, 250_000, 5))]
+        data = [parts[0], bytearray(parts[1]), parts[2], memoryview(parts[3]), parts[4],
+                array.array("B", parts[5])]
+        first = px.send(a, b"head")
+        vec = px.send(a, data)
+        tail = px.send(a, b"tail")
+        want = b"head" + b"".join(parts) + b"tail"
+        got = recv_exactly(px, b, len(want), drv)
+        drv.wait_for(first, vec, tail)
+        assert vec.result == vec.nbytes == sum(map(len, parts)), f"list send: {vec!r}, nbytes {vec.nbytes}"
+        assert got == want, "a list send's buffers were not gathered in order, between the sends around it"
+        # scatter: fill in order, count over all buffers
+        drv.wait_for(px.send(a, b"0123456789abcdef"))
+        bufs = [bytearray(3), bytearray(0), bytearray(5), memoryview(bytearray(20))[2:10]]
+        r = px.recv(b, bufs)
+        drv.wait_for(r)
+        n = r.result
+        assert n == r.nbytes and 1 <= n <= 16, f"list recv: {r!r}"
+        filled = (bytes(bufs[0]) + bytes(bufs[2]) + bytes(bufs[3]))[:n]
+        assert filled == b"0123456789abcdef"[:n], f"a list recv filled its buffers out of order: {bufs!r}"
+        rest = recv_exactly(px, b, 16 - n, drv)
+        assert filled + rest == b"0123456789abcdef"

@@ -179,6 +179,17 @@ class EagerShutdownBackend(SelectorsBackend):
         self._shut_now(op)
 
 
+class ScrambledGatherBackend(SelectorsBackend):
+    """Sends a list of buffers last-first: each byte goes out, in the wrong order."""
+
+    name = "mutant-scrambled-gather"
+
+    def send(self, op):
+        if type(op._view) is tuple:
+            op._view = op._view[::-1]
+        super().send(op)
+
+
 def test_early_send_completion_is_caught():
     with pytest.raises(AssertionError, match="the send completed but the peer got"):
         checks.check_send_done_means_handed_over(EarlySendBackend)
@@ -240,6 +251,11 @@ def test_shutdown_ahead_of_pending_sends_is_caught():
         checks.check_shutdown_after_sends(EagerShutdownBackend)
 
 
+def test_list_send_out_of_order_is_caught():
+    with pytest.raises(AssertionError, match="not gathered in order"):
+        checks.check_vector_ops_keep_order(ScrambledGatherBackend)
+
+
 @pytest.mark.parametrize("check", [checks.check_exactly_once, checks.check_recv_order,
                                    checks.check_try_send_keeps_order,
                                    checks.check_send_done_means_handed_over,
@@ -248,7 +264,7 @@ def test_shutdown_ahead_of_pending_sends_is_caught():
                                    checks.check_timeout_completes_with_timeout_error,
                                    checks.check_timeout_is_per_submission,
                                    checks.check_readable_leaves_data_unread,
-                                   checks.check_shutdown_after_sends])
+                                   checks.check_shutdown_after_sends, checks.check_vector_ops_keep_order])
 def test_the_real_backend_passes_the_same_checks(check):
     """The control group: the unmutated base class passes every check the mutants fail."""
     check(SelectorsBackend)

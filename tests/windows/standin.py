@@ -27,6 +27,8 @@ What is real and what is scripted:
 
 Pinned behaviours (the contract programs):
 
+* WSARecv/WSASend take several WSABUFs (filled / sent in order, the array read
+  at the call, the buffers used until completion).
 * WSARecv/WSASend with nothing to do yet: SOCKET_ERROR, 997; the event stays
   unsignalled; WSAGetOverlappedResult(fWait=FALSE) says 996.
 * Data already there: returns 0 with the bytes filled in *and* the event
@@ -660,17 +662,30 @@ class StandIn:
             p = select.poll()
             p.register(fd, select.POLLIN)
             return (0, 0) if p.poll(0) else None
-        addr, length, rec = k.bufs[0]
-        hold = self._hold(k, rec, "buffer")
-        if hold is None:
+        views, holds = self._views(k)
+        if views is None:
             return 10014, 0  # WSAEFAULT: (on Windows: memory corruption)
         try:
-            n = os.readv(fd, [self.ffi.buffer(self.ffi.cast("char *", addr), length)])
+            n = os.readv(fd, views)  # the WSABUFs filled in order
         except (BlockingIOError, InterruptedError):
             return None
         except OSError as exc:
             return wsa_code(exc.errno), 0
         return 0, n
+
+    def _views(self, k: _KOp) -> tuple:
+        """Writable views of all of an op's WSABUFs, and the references that keep
+        their memory alive meanwhile; (None, None) if one was freed already."""
+        views, holds = [], []
+        for addr, length, rec in k.bufs:
+            if not length:
+                continue
+            hold = self._hold(k, rec, "buffer")
+            if hold is None:
+                return None, None
+            holds.append(hold)
+            views.append(self.ffi.buffer(self.ffi.cast("char *", addr), length))
+        return views, holds
 
     def _perform_send(self, k: _KOp) -> Optional[tuple]:
         # short_send_limit scripts a short count (never seen on Windows stream sockets)
@@ -982,7 +997,7 @@ class StandIn:
     def _start_io(self, name: str, s: int, bufs: Any, nbufs: int, count: Any, ov: Any, routine: Any) -> int:
         """WSARecv/WSASend: done at once when nothing is queued before it and the
         socket is ready (returns 0 and still signals the event), else pending."""
-        if routine != self.ffi.NULL or not 1 <= nbufs <= (1 if name == "WSARecv" else 64):
+        if routine != self.ffi.NULL or not 1 <= nbufs <= 1024:
             self._violation(f"{name}: {nbufs} WSABUFs or a completion routine are not scripted")
         with self._lock:
             ks = self._sock(s)
