@@ -125,8 +125,14 @@ CONSTANTS: dict[str, int] = {
     "SD_BOTH": 2,
     # WSAIoctl code to fetch AcceptEx/ConnectEx/GetAcceptExSockaddrs
     "SIO_GET_EXTENSION_FUNCTION_POINTER": 0xC8000006,  # _WSAIORW(IOC_WS2, 6)
+    # UDP: an ICMP "port unreachable" must not fail the next WSARecvFrom (switched off)
+    "SIO_UDP_CONNRESET": 0x9800000C,    # _WSAIOW(IOC_VENDOR, 12)
 }
 globals().update(CONSTANTS)
+# _WSAIOW(IOC_VENDOR, 15): documented, but not in mingw-w64's headers, so not in
+# CONSTANTS (the binding check compares those with the headers); derived from the
+# checked SIO_UDP_CONNRESET, its neighbour in the same _WSAIOW(IOC_VENDOR, n) family.
+SIO_UDP_NETRESET = CONSTANTS["SIO_UDP_CONNRESET"] - 12 + 15
 
 
 # --- extension-function GUIDs (mswsock.h), to fill a GUID for WSAIoctl ---
@@ -162,7 +168,7 @@ DLLS: dict[str, list[str]] = {
     "ws2_32": [
         "WSAStartup", "WSACleanup", "WSAGetLastError", "WSASocketW", "closesocket",
         "bind", "listen", "getsockname", "getpeername", "shutdown",
-        "setsockopt", "getsockopt", "WSAIoctl", "WSARecv", "WSASend",
+        "setsockopt", "getsockopt", "WSAIoctl", "WSARecv", "WSASend", "WSARecvFrom", "WSASendTo",
         "WSACreateEvent", "WSACloseEvent", "WSAResetEvent", "WSASetEvent",
         "WSAWaitForMultipleEvents", "WSAGetOverlappedResult",
     ],
@@ -326,6 +332,14 @@ int    WSARecv(SOCKET s, WSABUF *lpBuffers, DWORD dwBufferCount,
 int    WSASend(SOCKET s, WSABUF *lpBuffers, DWORD dwBufferCount,
                DWORD *lpNumberOfBytesSent, DWORD dwFlags, WSAOVERLAPPED *lpOverlapped,
                LPWSAOVERLAPPED_COMPLETION_ROUTINE lpCompletionRoutine);
+int    WSARecvFrom(SOCKET s, WSABUF *lpBuffers, DWORD dwBufferCount,
+                   DWORD *lpNumberOfBytesRecvd, DWORD *lpFlags, struct sockaddr *lpFrom,
+                   INT *lpFromlen, WSAOVERLAPPED *lpOverlapped,
+                   LPWSAOVERLAPPED_COMPLETION_ROUTINE lpCompletionRoutine);
+int    WSASendTo(SOCKET s, WSABUF *lpBuffers, DWORD dwBufferCount,
+                 DWORD *lpNumberOfBytesSent, DWORD dwFlags, const struct sockaddr *lpTo,
+                 int iTolen, WSAOVERLAPPED *lpOverlapped,
+                 LPWSAOVERLAPPED_COMPLETION_ROUTINE lpCompletionRoutine);
 
 /* ws2_32: event objects and completion results */
 WSAEVENT WSACreateEvent(void);

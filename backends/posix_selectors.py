@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 from ..core.backend import Backend
 from ..core.errors import OperationCancelled, normalize, os_error, send_after_shutdown
-from ..core.op import Op, OpKind
+from ..core.op import Op, OpKind, datagram
 
 EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
@@ -30,6 +30,7 @@ _READ_WRITE = EVENT_READ | EVENT_WRITE
 _RECV = OpKind.RECV
 _SEND = OpKind.SEND
 _SHUTDOWN = OpKind.SHUTDOWN
+_MSG_TRUNC = getattr(socket, "MSG_TRUNC", 0)
 
 _PURGE_MIN = 64  # socket-table size below which no purge runs (see _purge)
 
@@ -41,22 +42,24 @@ _ACCEPT_RETRY = {errno.ECONNABORTED, errno.EPROTO, errno.ECONNRESET, errno.EPERM
 class _Sock:
     """A socket's queues and what the selector has registered for it."""
 
-    __slots__ = ("sock", "fd", "accepts", "recvs", "sends", "readers", "connect", "mask", "dirty", "shut")
+    __slots__ = ("sock", "fd", "accepts", "recvs", "sends", "readers", "connect", "mask", "dirty", "shut",
+                 "froms")
 
     def __init__(self, sock: socket.socket, fd: int) -> None:
         self.sock = sock
         self.fd = fd
         self.accepts: deque[Op] = deque()
         self.recvs: deque[Op] = deque()
-        self.sends: deque[Op] = deque()
+        self.sends: deque[Op] = deque()  # sends, sendtos and shutdowns, in submission order
         self.readers: list[Op] = []  # readable ops: all complete on the next read readiness
+        self.froms: deque[Op] = deque()  # recvfroms
         self.connect: Optional[Op] = None
         self.mask = 0  # events registered with the selector
         self.dirty = False  # queued in _dirty for an interest update
         self.shut = False  # a shutdown op was submitted: later sends fail (it waits in sends, or ran)
 
     def wanted(self) -> int:
-        mask = EVENT_READ if (self.recvs or self.accepts or self.readers) else 0
+        mask = EVENT_READ if (self.recvs or self.accepts or self.readers or self.froms) else 0
         if self.sends or self.connect is not None:
             mask |= EVENT_WRITE
         return mask
@@ -192,6 +195,36 @@ class SelectorsBackend(Backend):
         if st.sends:
             self._touch(st)
 
+    def recvfrom(self, op: Op) -> None:
+        st = self._socks.get(op.sock) or self._state(op.sock)
+        st.froms.append(op)
+        self._touch(st)
+
+    def sendto(self, op: Op) -> None:
+        st = self._socks.get(op.sock) or self._state(op.sock)
+        if st.sends or not self._sendto_now(op):  # queued behind others, or it would block
+            st.sends.append(op)
+            self._touch(st)
+
+    def _do_recvfroms(self, st: _Sock) -> None:
+        froms = st.froms
+        sock = st.sock
+        while froms:
+            op = froms[0]
+            try:
+                n, _, flags, address = sock.recvmsg_into((op.buf,))
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionRefusedError:
+                continue  # (connected socket) an ICMP port unreachable for an earlier send: no datagram
+            except OSError as exc:
+                froms.popleft()
+                self._complete(op, None, normalize(exc))
+                continue
+            froms.popleft()
+            op.nbytes = n
+            self._complete(op, datagram(n, address, flags & _MSG_TRUNC), None)
+
     def shutdown(self, op: Op) -> None:
         st = self._socks.get(op.sock) or self._state(op.sock)
         st.shut = True
@@ -200,6 +233,20 @@ class SelectorsBackend(Backend):
             self._touch(st)
         else:
             self._shut_now(op)
+
+    def _sendto_now(self, op: Op) -> bool:
+        """One queued datagram; False if the socket would block."""
+        data, address = op._view
+        try:
+            n = op.sock.sendto(data, address)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            self._complete(op, None, normalize(exc))
+            return True
+        op.nbytes = n
+        self._complete(op, n, None)
+        return True
 
     def _shut_now(self, op: Op) -> None:
         try:
@@ -228,7 +275,7 @@ class SelectorsBackend(Backend):
             return
         # Single-threaded: a queued op is never half-way through a syscall, so
         # removing it loses nothing; data not yet read stays in the socket.
-        for queue in (st.recvs, st.sends, st.accepts, st.readers):
+        for queue in (st.recvs, st.sends, st.accepts, st.readers, st.froms):
             try:
                 queue.remove(op)
             except ValueError:
@@ -260,13 +307,14 @@ class SelectorsBackend(Backend):
             except (KeyError, ValueError, OSError):
                 pass
             st.mask = 0
-        pending: list[Op] = [*st.accepts, *st.recvs, *st.sends, *st.readers]
+        pending: list[Op] = [*st.accepts, *st.recvs, *st.froms, *st.sends, *st.readers]
         if st.connect is not None:
             pending.append(st.connect)
         st.accepts.clear()
         st.recvs.clear()
         st.sends.clear()
         st.readers.clear()
+        st.froms.clear()
         st.connect = None
         for op in pending:
             op._bk = None
@@ -352,6 +400,8 @@ class SelectorsBackend(Backend):
                             break  # the socket is most likely drained; the selector says if not
                 elif st.accepts:
                     self._do_accepts(st)
+                elif st.froms:
+                    self._do_recvfroms(st)
                 elif not st.dirty:
                     # Readable with nothing queued: only now drop the read interest.
                     # Dropping it whenever the recv queue empties would cost a
@@ -370,9 +420,13 @@ class SelectorsBackend(Backend):
         sock = st.sock
         while sends:
             op = sends[0]
-            if op.kind is _SHUTDOWN:  # every send before it is out
+            if op.kind is not _SEND:
                 sends.popleft()
-                self._shut_now(op)
+                if op.kind is _SHUTDOWN:  # every send before it is out
+                    self._shut_now(op)
+                elif not self._sendto_now(op):  # would block: back to the head
+                    sends.appendleft(op)
+                    return
                 continue
             vec = op._view
             try:

@@ -186,13 +186,15 @@ from typing import Any, Optional
 
 from ..core.backend import Backend
 from ..core.errors import BackendUnavailable, OperationCancelled, normalize, os_error, send_after_shutdown
-from ..core.op import Op, OpKind
+from ..core.op import Op, OpKind, datagram
 from . import _winsock_cdef as _c
 
 __all__ = ["WinsockBackend"]
 
 _RECV, _SEND, _ACCEPT, _CONNECT, _READABLE = OpKind.RECV, OpKind.SEND, OpKind.ACCEPT, OpKind.CONNECT, OpKind.READABLE
-_SHUTDOWN = OpKind.SHUTDOWN
+_SHUTDOWN, _RECVFROM, _SENDTO = OpKind.SHUTDOWN, OpKind.RECVFROM, OpKind.SENDTO
+_MSGSIZE = 10040  # WSAEMSGSIZE: a datagram larger than the buffer (which holds its start)
+_SOCKADDR_STORAGE = 128
 _SIGNAL = object()  # the kind of the signal-wakeup recv's slot
 
 _INFINITE = _c.WSA_INFINITE
@@ -524,6 +526,8 @@ class WinsockBackend(Backend):
         # the shutdown ops still waiting for earlier WSASends to be reaped.
         self._shut: set[socket.socket] = set()
         self._shut_waiting: dict[socket.socket, list[Op]] = {}
+        # datagram sockets whose ICMP-error reporting (SIO_UDP_CONNRESET/NETRESET) is off
+        self._udp_ready: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
         self._sig_slot: Optional[_Slot] = None
         self._sig_r = self._sig_w = None
         self._wake = native.wake = self._new_event()
@@ -839,7 +843,27 @@ class WinsockBackend(Backend):
     def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
         sock = socket.socket(family, type, proto)  # overlapped on Windows (WSA_FLAG_OVERLAPPED)
         sock.setblocking(False)
+        if type == socket.SOCK_DGRAM:
+            try:
+                self._udp_setup(sock)
+            except BaseException:
+                sock.close()
+                raise
         return sock
+
+    def _udp_setup(self, sock: socket.socket) -> None:
+        """Switch off SIO_UDP_CONNRESET and SIO_UDP_NETRESET: by default an ICMP
+        "port unreachable" for one sent datagram fails the *next* WSARecvFrom with
+        WSAECONNRESET (asyncio's proactor read loop died of it: cpython gh-91227)."""
+        ffi, api = self.ffi, self.api
+        off = ffi.new("BOOL *", 0)
+        nret = ffi.new("DWORD *")
+        for code in (_c.SIO_UDP_CONNRESET, _c.SIO_UDP_NETRESET):
+            if api.WSAIoctl(sock.fileno(), code, off, ffi.sizeof("BOOL"), self._null, 0, nret, self._null,
+                            self._null) and code == _c.SIO_UDP_CONNRESET:
+                raise os_error(api.WSAGetLastError(), windows=True, what="WSAIoctl(SIO_UDP_CONNRESET)")
+            # (SIO_UDP_NETRESET is best effort: Wine has not got it, and a TTL-expired ICMP is rare)
+        self._udp_ready.add(sock)
 
     # -- ops --------------------------------------------------------------------------
     # Every overlapped call sits in a try whose handler is _rescue(): from the call
@@ -879,7 +903,11 @@ class WinsockBackend(Backend):
         except BaseException:
             self._rescue(slot)
             raise
-        if err is not None:
+        if err == _MSGSIZE and slot.kind is _RECV:  # a datagram socket, failed at once truncated
+            n = sum(wb[i].len for i in range(count))  # every buffer is full
+            self._slot_ops[slot.n].nbytes = n
+            self._finish(slot, n, None)
+        elif err is not None:
             self._finish(slot, None, self._error(slot, err))
 
     def send(self, op: Op) -> None:
@@ -923,6 +951,82 @@ class WinsockBackend(Backend):
             if code:
                 raise os_error(code, windows=True) from exc
             raise normalize(exc)
+
+    def recvfrom(self, op: Op) -> None:
+        sock = op.sock
+        if sock not in self._udp_ready:  # a socket the caller made
+            try:
+                self._udp_setup(sock)
+            except OSError as exc:
+                self._complete(op, None, exc)
+                return
+            except BaseException:
+                self._not_started(op)
+                raise
+        ffi = self.ffi
+        slot = self._slot(op, sock, _RECVFROM)
+        try:
+            pin = slot.pin = ffi.from_buffer("char[]", op.buf, require_writable=True)
+            wb = slot.wsabuf
+            wb.buf = pin
+            wb.len = min(len(pin), _MAX_CHUNK)
+            # the sender's address and its length: written by the kernel at completion
+            slot.sa = (ffi.new("char[]", _SOCKADDR_STORAGE), ffi.new("INT *", _SOCKADDR_STORAGE))
+            slot.out[1] = 0
+            self._issuing(slot)
+            rc = self.api.WSARecvFrom(slot.handle, wb, 1, self._null, slot.out + 1,
+                                      ffi.cast("struct sockaddr *", slot.sa[0]), slot.sa[1], slot.ov, self._null)
+            err = self._started(slot, rc == 0)
+        except BaseException:
+            self._rescue(slot)
+            raise
+        if err == _MSGSIZE:
+            # Failed at once, truncated: the buffer is full and the address written. The
+            # request did complete (a warning status), so its event is set as well
+            # (contracts/udp.c); the slot's next op resets it before the kernel has it.
+            self._finish_datagram(slot, wb.len, True)
+        elif err is not None:
+            self._finish(slot, None, self._error(slot, err))
+
+    def _finish_datagram(self, slot: _Slot, n: int, truncated: bool) -> None:
+        sa, salen = slot.sa
+        try:
+            address = self._decode_sockaddr(self.ffi.cast("struct sockaddr *", sa), salen[0])
+        except OSError as exc:
+            self._finish(slot, None, exc)
+            return
+        self._slot_ops[slot.n].nbytes = n
+        self._finish(slot, datagram(n, address, truncated), None)
+
+    def sendto(self, op: Op) -> None:
+        sock = op.sock
+        data, address = op._view
+        try:
+            if sock not in self._udp_ready:
+                self._udp_setup(sock)
+            sa, salen = self._sockaddr(sock.family, address)
+        except OSError as exc:
+            self._complete(op, None, exc)
+            return
+        except BaseException:
+            self._not_started(op)
+            raise
+        slot = self._slot(op, sock, _SENDTO)
+        try:
+            slot.sa = sa
+            pin = slot.pin = self.ffi.from_buffer("char[]", data)
+            wb = slot.wsabuf
+            wb.buf = pin
+            wb.len = len(pin)
+            self._issuing(slot)
+            rc = self.api.WSASendTo(slot.handle, wb, 1, self._null, 0, self.ffi.cast("struct sockaddr *", sa),
+                                    salen, slot.ov, self._null)
+            err = self._started(slot, rc == 0)
+        except BaseException:
+            self._rescue(slot)
+            raise
+        if err is not None:
+            self._finish(slot, None, self._error(slot, err))
 
     def shutdown(self, op: Op) -> None:
         sock = op.sock
@@ -1107,7 +1211,7 @@ class WinsockBackend(Backend):
             return
         api = self.api
         kind = slot.kind
-        if kind is _RECV or kind is _SEND:
+        if kind is _RECV or kind is _SEND or kind is _RECVFROM or kind is _SENDTO:
             mine = self._by_sock.get(slot.sock)
             if mine is not None and mine[0] is not slot:
                 # Windows completes a socket's recvs (sends) in the order they were
@@ -1129,6 +1233,8 @@ class WinsockBackend(Backend):
         if kind is _READABLE:
             self._finish(slot, None, self._error(slot, err) if err else None)
         elif kind is _RECV:
+            if err == _MSGSIZE:  # a datagram socket's recv: the bytes that fit, as POSIX gives them
+                err = 0
             if err:
                 self._finish(slot, None, self._error(slot, err))
             else:
@@ -1158,6 +1264,17 @@ class WinsockBackend(Backend):
                     raise
                 if err is not None:
                     self._finish(slot, None, self._error(slot, err))
+        elif kind is _RECVFROM:
+            if err and err != _MSGSIZE:
+                self._finish(slot, None, self._error(slot, err))
+            else:
+                self._finish_datagram(slot, n, err == _MSGSIZE)
+        elif kind is _SENDTO:
+            if err:
+                self._finish(slot, None, self._error(slot, err))
+            else:
+                op.nbytes = n
+                self._finish(slot, n, None)
         elif kind is _ACCEPT:
             self._reap_accept(slot, err)
         elif kind is _CONNECT:

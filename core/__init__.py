@@ -8,12 +8,12 @@ from .errors import (
     ProactorClosedError,
     UnknownBackendError,
 )
-from .op import Op, OpKind
+from .op import Datagram, Op, OpKind
 from .proactor import Proactor
 from .registry import ENTRY_POINT_GROUP, available_backends, backend_names, default_backend, load_backend
 
 __all__ = [
-    "Backend", "BackendUnavailable", "OperationCancelled", "OverlapioError", "ProactorClosedError",
+    "Backend", "BackendUnavailable", "Datagram", "OperationCancelled", "OverlapioError", "ProactorClosedError",
     "UnknownBackendError", "Op", "OpKind", "Proactor", "ENTRY_POINT_GROUP", "available_backends",
     "backend_names", "default_backend", "load_backend",
 ]

@@ -36,7 +36,8 @@ The Op, seen from a backend
 ===========================
 Read, never write (the core set them): ``op.kind``, ``op.sock``, ``op.buf`` (the
 recv buffer, or the send data exactly as the caller gave it), ``op.callback``,
-``op.tag`` (``op.buf`` of a shutdown op is ``how``), and ``op._view``: for a
+``op.tag`` (``op.buf`` of a shutdown op is ``how``; a sendto's ``op._view`` is ``(data,
+address)``), and ``op._view``: for a
 send, the data as flat bytes (``bytes``, ``bytearray`` or a 1-D byte
 ``memoryview``; ``len()`` is the byte count) -- send this, not ``op.buf``.
 A recv or send given a *list* of buffers has ``op.buf`` that list and ``op._view``
@@ -164,6 +165,26 @@ class Backend:
         it. Cancelled while it waits for earlier sends, it shuts nothing down
         and sends work again. A backend without it leaves this method out: the
         core then raises ``NotImplementedError`` for ``Proactor.shutdown``."""
+        raise NotImplementedError
+
+    def recvfrom(self, op: Op) -> None:
+        """Receive one datagram into ``op.buf`` (a non-empty writable buffer) on
+        the datagram socket ``op.sock``; value ``datagram(n, address,
+        truncated)`` (``core.op.datagram``; set ``op.nbytes = n`` too). A datagram larger than the buffer completes with
+        the bytes that fit and ``truncated`` true, never with an error. Several
+        pending recvfroms complete in submission order, one datagram each. An
+        ICMP error for an earlier send (port/net unreachable) must never fail
+        one: skip it (POSIX: ECONNREFUSED on a connected socket) or switch it
+        off (Windows: SIO_UDP_CONNRESET, SIO_UDP_NETRESET). Optional: without
+        it the core raises ``NotImplementedError`` for ``Proactor.recvfrom``."""
+        raise NotImplementedError
+
+    def sendto(self, op: Op) -> None:
+        """Send ``op._view``, a pair ``(data, address)`` -- ``data`` flat bytes as
+        for a send, possibly empty (an empty datagram), ``address`` checked
+        numeric by the core -- as one datagram; value ``len(data)`` (set
+        ``op.nbytes``). Pending sendtos on one socket go out in submission
+        order. Optional, as :meth:`recvfrom`."""
         raise NotImplementedError
 
     def try_send(self, sock: socket.socket, data: Any) -> int:

@@ -74,6 +74,7 @@ _WIN_CLASSES: dict[int, tuple[type[OSError], int]] = {
     1232: (OSError, errno.EHOSTUNREACH),  # ERROR_HOST_UNREACHABLE
     10048: (OSError, errno.EADDRINUSE),  # WSAEADDRINUSE
     10049: (OSError, errno.EADDRNOTAVAIL),  # WSAEADDRNOTAVAIL
+    10040: (OSError, errno.EMSGSIZE),  # WSAEMSGSIZE: a datagram too large to send
 }
 
 # Codes that mean "this op was aborted", whichever OS produced them.

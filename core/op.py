@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 
 from .errors import OperationCancelled
 
-__all__ = ["Op", "OpKind", "Callback"]
+__all__ = ["Op", "OpKind", "Callback", "Datagram", "datagram"]
 
 
 class OpKind(enum.IntEnum):
@@ -25,6 +25,8 @@ class OpKind(enum.IntEnum):
     POST = 6
     READABLE = 7
     SHUTDOWN = 8
+    RECVFROM = 9
+    SENDTO = 10
 
 
 Callback = Callable[["Op"], Any]
@@ -50,7 +52,8 @@ class Op:
     RECV the byte count ``n`` (``buf[:n]`` holds the data; ``0`` means end of
     stream, unless the buffer itself was empty); SEND ``len(data)``; SLEEP
     ``None``; POST the posted value; READABLE ``None`` (the socket has something
-    to read: nothing was read); SHUTDOWN ``None``.
+    to read: nothing was read); SHUTDOWN ``None``; RECVFROM a
+    :class:`Datagram` ``(nbytes, address)``; SENDTO ``len(data)``.
     """
 
     # The core's slots and the backend's: core/backend.py documents who may read and
@@ -118,3 +121,39 @@ class Op:
             state = f"result={self._value!r}"
         tag = f" tag={self.tag!r}" if self.tag is not None else ""
         return f"<Op {self.kind.name}{tag} {state}>"
+
+
+class Datagram(tuple):
+    """A recvfrom's value: the pair ``(nbytes, address)`` (so ``n, addr =
+    op.result`` works), with ``truncated``: True when the datagram was larger
+    than the buffer, which then holds its first ``nbytes`` bytes (the rest is
+    gone, as the OS drops it)."""
+
+    __slots__ = ()
+    truncated = False
+
+    def __new__(cls, nbytes: int, address: Any) -> "Datagram":
+        return tuple.__new__(cls, (nbytes, address))
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of the datagram now in the buffer (``self[0]``)."""
+        return self[0]
+
+    @property
+    def address(self) -> Any:
+        """The sender's address, in its family's usual tuple form (``self[1]``)."""
+        return self[1]
+
+    def __repr__(self) -> str:
+        return f"Datagram(nbytes={self[0]}, address={self[1]!r}{', truncated' if self.truncated else ''})"
+
+
+class _TruncatedDatagram(Datagram):
+    __slots__ = ()
+    truncated = True  # a class attribute: no per-datagram cost either way
+
+
+def datagram(nbytes: int, address: Any, truncated: Any) -> Datagram:
+    """The value a backend completes a recvfrom with (it sets ``op.nbytes`` too)."""
+    return (_TruncatedDatagram if truncated else Datagram)(nbytes, address)

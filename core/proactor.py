@@ -22,7 +22,7 @@ from time import monotonic
 from typing import Any, Callable, Optional
 
 from .backend import Backend
-from .errors import OperationCancelled, ProactorClosedError
+from .errors import OperationCancelled, ProactorClosedError, normalize
 from .op import _PENDING, Callback, Op, OpKind
 from .registry import default_backend, load_backend
 from .trace import Tracer
@@ -76,7 +76,8 @@ _NO_SOCK = _Omitted()
 _SEND, _RECV, _ACCEPT, _CONNECT, _SLEEP, _POST, _READABLE = (
     OpKind.SEND, OpKind.RECV, OpKind.ACCEPT, OpKind.CONNECT, OpKind.SLEEP, OpKind.POST, OpKind.READABLE,
 )
-_SHUTDOWN = OpKind.SHUTDOWN
+_SHUTDOWN, _RECVFROM, _SENDTO = OpKind.SHUTDOWN, OpKind.RECVFROM, OpKind.SENDTO
+_DGRAM = socket.SOCK_DGRAM
 _SHUT_WR = socket.SHUT_WR  # (in the class body, `socket` is the method)
 _MAX_BUFFERS = 1024  # buffers per multi-buffer op: IOV_MAX on Linux and the BSDs
 
@@ -213,7 +214,8 @@ class Proactor:
         """Connect to ``address`` (``(host, port)``); value: the connected socket.
 
         Without ``sock`` a new socket is made (and closed again if the connect
-        fails). A host name is resolved first, blocking; a failed lookup
+        fails). Given a datagram socket, it sets the socket's peer (``recv``
+        and ``send`` then work on it, one datagram each) and completes at once. A host name is resolved first, blocking; a failed lookup
         completes the op with ``socket.gaierror``.
         """
         self._check_open()
@@ -233,6 +235,15 @@ class Proactor:
             self._complete(op, None, exc)
             return op
         op = self._op(_CONNECT, sock, tag, callback)
+        if sock.type == _DGRAM:  # a datagram socket only records its peer: nothing to wait for
+            self._pending += 1
+            try:
+                sock.connect(resolved)
+            except OSError as exc:
+                self._complete(op, None, normalize(exc))
+            else:
+                self._complete(op, sock, None)
+            return op
         if sock_made:
             self._connect_socks.add(op)
         if timeout is not None:
@@ -372,13 +383,76 @@ class Proactor:
             raise ValueError(f"shutdown takes how=socket.SHUT_WR only, not {how!r}")
         if sock.type != socket.SOCK_STREAM:
             raise ValueError("shutdown needs a stream (TCP) socket")
-        if type(self._backend).shutdown is Backend.shutdown:
-            raise NotImplementedError(f"the {self.backend_name!r} backend has no shutdown op")
+        self._check_backend_has("shutdown")
         op = self._op(_SHUTDOWN, sock, tag, callback)
         op.buf = how
         self._pending += 1
         self._backend.shutdown(op)
         return op
+
+    def bind(self, address: tuple, *, reuse_address: bool = False) -> socket.socket:
+        """A datagram (UDP) socket bound to ``address`` (``(host, port)``, numeric;
+        port 0 picks a free one), ready for :meth:`recvfrom` and :meth:`sendto`:
+        the datagram twin of :meth:`listen`. Raises ``OSError`` at once if the
+        address is in use or cannot be bound."""
+        sock = self.socket(_family_of(address), _DGRAM)
+        try:
+            if reuse_address and _REUSEADDR_IS_SAFE:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+        except BaseException:
+            self.close(sock)
+            raise
+        return sock
+
+    def recvfrom(self, sock: socket.socket, buf: Any, callback: Optional[Callback] = None, tag: Any = None) -> Op:
+        """Receive one datagram into the writable, non-empty buffer ``buf``; value
+        a :class:`~overlapio.Datagram` ``(nbytes, address)``, the data in
+        ``buf[:nbytes]``. A datagram larger than ``buf`` completes with the bytes
+        that fit and ``op.result.truncated`` True (the rest is dropped).
+
+        One completion is one datagram, never coalesced or split; several
+        recvfroms pending on one socket complete in submission order. An ICMP
+        error caused by an earlier send (port unreachable) never fails it.
+        """
+        self._check_sock(sock)
+        _check_callback(callback)
+        if sock.type != _DGRAM:
+            raise ValueError("recvfrom needs a datagram (UDP) socket, not a stream socket (use recv)")
+        if not _writable_size(buf):
+            raise ValueError("recvfrom needs a non-empty buffer (an empty one would drop a datagram)")
+        self._check_backend_has("recvfrom")
+        op = self._op(_RECVFROM, sock, tag, callback)
+        op.buf = buf
+        self._pending += 1
+        self._backend.recvfrom(op)
+        return op
+
+    def sendto(self, sock: socket.socket, data: Any, address: tuple, callback: Optional[Callback] = None,
+               tag: Any = None) -> Op:
+        """Send ``data`` (any bytes-like object, empty too) as one datagram to the
+        numeric ``address`` (``(host, port)`` of the socket's family; resolve
+        names first); value ``len(data)``. Several pending sendtos on one socket
+        go out in submission order. A datagram too large for the protocol fails
+        with ``OSError`` (``EMSGSIZE``)."""
+        self._check_sock(sock)
+        _check_callback(callback)
+        if sock.type != _DGRAM:
+            raise ValueError("sendto needs a datagram (UDP) socket, not a stream socket (use send)")
+        kind = type(data)
+        view = data if kind is bytes or kind is bytearray else _byte_view(data)
+        address = _numeric_address(sock.family, address)
+        self._check_backend_has("sendto")
+        op = self._op(_SENDTO, sock, tag, callback)
+        op.buf = data
+        op._view = (view, address)
+        self._pending += 1
+        self._backend.sendto(op)
+        return op
+
+    def _check_backend_has(self, method: str) -> None:
+        if getattr(type(self._backend), method) is getattr(Backend, method):
+            raise NotImplementedError(f"the {self.backend_name!r} backend has no {method} op")
 
     def try_send(self, sock: socket.socket, data: Any) -> int:
         """Send what the OS takes at once, without waiting and without an op;
@@ -964,6 +1038,25 @@ def _vector(bufs: list, writable: bool) -> tuple:
         if view.nbytes:
             views.append(view)
     return tuple(views)
+
+
+def _numeric_address(family: int, address: Any) -> tuple:
+    """``address`` if it is a numeric ``(host, port)`` (or IPv6 4-tuple) of
+    ``family``; else ``TypeError``/``ValueError`` (no name is looked up here)."""
+    if type(address) is not tuple or len(address) not in ((2, 4) if family == socket.AF_INET6 else (2,)):
+        raise TypeError(f"expected an address tuple (host, port), not {address!r}")
+    host, port = address[0], address[1]
+    if type(host) is not str:
+        raise TypeError(f"the host must be a str, not {type(host).__name__}")
+    if type(port) is not int or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an int in 0..65535, not {port!r}")
+    try:
+        socket.inet_pton(family, host.partition("%")[0] if family == socket.AF_INET6 else host)
+    except OSError:
+        name = "IPv6" if family == socket.AF_INET6 else "IPv4"
+        raise ValueError(f"expected a numeric {name} address for this socket, not {host!r} "
+                         "(resolve host names first)") from None
+    return address
 
 
 def _family_of(address: Any) -> int:

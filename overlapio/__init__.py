@@ -40,7 +40,7 @@ if not _os.path.isdir(_os.path.join(_here, "core")) and _os.path.isfile(_os.path
 __version__ = "0.1.0"
 
 __all__ = [
-    "Backend", "BackendUnavailable", "Op", "OpKind", "OperationCancelled", "OverlapioError", "Proactor",
+    "Backend", "BackendUnavailable", "Datagram", "Op", "OpKind", "OperationCancelled", "OverlapioError", "Proactor",
     "ProactorClosedError", "UnknownBackendError", "ENTRY_POINT_GROUP", "available_backends", "backend_names",
     "default_backend", "load_backend", "__version__",
 ]
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         ENTRY_POINT_GROUP,
         Backend,
         BackendUnavailable,
+        Datagram,
         Op,
         OpKind,
         OperationCancelled,

@@ -608,3 +608,103 @@ def check_vector_ops_keep_order(backend) -> None:
         assert filled == b"0123456789abcdef"[:n], f"a list recv filled its buffers out of order: {bufs!r}"
         rest = recv_exactly(px, b, 16 - n, drv)
         assert filled + rest == b"0123456789abcdef"
+
+
+# -- datagrams ---------------------------------------------------------------------------
+def udp_pair(px, host: str = "127.0.0.1"):
+    """Two datagram sockets bound on ``host`` (owned by ``px``)."""
+    return px.bind((host, 0)), px.bind((host, 0))
+
+
+def dead_udp_address(host: str = "127.0.0.1"):
+    """A loopback UDP port nobody is bound to (bound for a moment, then freed)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_DGRAM)
+    probe.bind((host, 0))
+    addr = probe.getsockname()
+    probe.close()
+    return addr
+
+
+def same_address(got, sock) -> bool:
+    want = sock.getsockname()
+    return got[0] == want[0] and got[1] == want[1]
+
+
+def check_datagram_boundaries(backend, host: str = "127.0.0.1") -> None:
+    """One completion is one datagram, never coalesced or split; several pending
+    recvfroms on one socket take the datagrams in submission order, each with
+    its sender's address."""
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        a, b = udp_pair(px, host)
+        sizes = [5, 0, 1, 1400, 3, 700]
+        grams = [payload(n, 50 + i) for i, n in enumerate(sizes)]
+        pending = [px.recvfrom(b, bytearray(2048)) for _ in range(3)]  # pending before anything arrives
+        drv.pump(0.02)
+        sends = [px.sendto(a, g, b.getsockname()) for g in grams]
+        drv.wait_for(*sends, *pending)
+        later = []
+        for _ in range(len(grams) - len(pending)):
+            r = px.recvfrom(b, bytearray(2048))
+            drv.wait_for(r)
+            later.append(r)
+        assert [s.result for s in sends] == sizes
+        got = []
+        for r in pending + later:
+            n, addr = r.result
+            assert same_address(addr, a), f"recvfrom reported sender {addr}, not {a.getsockname()}"
+            assert not r.result.truncated and r.nbytes == n
+            got.append(bytes(r.buf[:n]))
+        assert got == grams, ("datagrams not one per completion, in order: got sizes "
+                              f"{[len(g) for g in got]}, sent {sizes}")
+
+
+def check_datagram_truncation(backend, host: str = "127.0.0.1") -> None:
+    """A datagram larger than the buffer completes with the bytes that fit and
+    ``truncated`` set; the rest is gone, the next recvfrom gets the next datagram."""
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        a, b = udp_pair(px, host)
+        big, small = payload(1000, 60), b"next"
+        r1 = px.recvfrom(b, bytearray(100))
+        drv.pump(0.02)
+        drv.wait_for(px.sendto(a, big, b.getsockname()), px.sendto(a, small, b.getsockname()))
+        r2 = px.recvfrom(b, bytearray(100))
+        drv.wait_for(r1, r2)
+        assert r1.exception is None, f"a truncated datagram failed the recvfrom: {r1!r}"
+        assert r1.result.nbytes == 100 and r1.result.truncated, f"truncated datagram gave {r1.result!r}"
+        assert bytes(r1.buf) == big[:100]
+        assert r2.result.nbytes == 4 and not r2.result.truncated and bytes(r2.buf[:4]) == small, r2
+        # the same when the datagram is already there when the recvfrom is issued
+        drv.wait_for(px.sendto(a, big, b.getsockname()))
+        time.sleep(0.02)
+        r3 = px.recvfrom(b, bytearray(10))
+        drv.wait_for(r3)
+        assert r3.exception is None and r3.result.truncated and r3.result.nbytes == 10, r3
+        assert bytes(r3.buf) == big[:10]
+
+
+def check_icmp_never_fails_recvfrom(backend, host: str = "127.0.0.1") -> None:
+    """A sendto to a loopback port nobody has bound (an ICMP port unreachable
+    comes back) fails neither a pending nor a later recvfrom."""
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        a, b = udp_pair(px, host)
+        dead = dead_udp_address(host)
+        pending = px.recvfrom(a, bytearray(100))
+        s = px.sendto(a, b"nobody", dead)
+        drv.wait_for(s)
+        time.sleep(0.05)  # the ICMP error is back
+        drv.pump(0.02)
+        drv.wait_for(px.sendto(b, b"first", a.getsockname()))
+        drv.wait_for(pending)
+        assert pending.exception is None, f"a pending recvfrom failed after a sendto to a dead port: {pending!r}"
+        assert bytes(pending.buf[:pending.result.nbytes]) == b"first"
+        drv.wait_for(px.sendto(a, b"again", dead))
+        time.sleep(0.05)
+        drv.wait_for(px.sendto(b, b"second", a.getsockname()))
+        later = px.recvfrom(a, bytearray(100))
+        drv.wait_for(later)
+        assert later.exception is None, f"a later recvfrom failed after a sendto to a dead port: {later!r}"
+        assert bytes(later.buf[:later.result.nbytes]) == b"second"

@@ -210,3 +210,124 @@ def test_same_story_as_asyncio(backend, scenario):
 
     assert short(ours) == short(reference), f"overlapio and asyncio disagree on {scenario!r}"
     assert reference, "the scenario recorded nothing"
+
+
+# -- datagrams: recvfrom/sendto against asyncio's sock_recvfrom_into/sock_sendto ---------------
+# Steps on two bound UDP sockets "a" and "b":
+#   ("sendto", side, size, seed)   a datagram to the other side
+#   ("sendto_dead", side)          a datagram to a loopback port nobody has bound
+#   ("recvfrom", side, bufsize)    one recvfrom; records (data, sender is the other side) or the error
+#   ("connect", side)              set the other side as the socket's peer
+#   ("send", side, size, seed)     send on a connected socket
+#   ("recv", side, bufsize)        recv on a connected socket; records the data
+#   ("pause",)                     20 ms
+DATAGRAM_SCENARIOS = {
+    "boundaries": [("sendto", "a", 5, 1), ("sendto", "a", 0, 2), ("sendto", "a", 1400, 3),
+                   ("recvfrom", "b", 2048), ("recvfrom", "b", 2048), ("recvfrom", "b", 2048)],
+    "truncation": [("sendto", "a", 1000, 4), ("sendto", "a", 4, 5), ("recvfrom", "b", 100),
+                   ("recvfrom", "b", 100)],
+    "dead_port_then_data": [("sendto_dead", "a"), ("pause",), ("sendto", "b", 10, 6), ("recvfrom", "a", 64),
+                            ("sendto_dead", "a"), ("pause",), ("sendto", "b", 11, 7), ("recvfrom", "a", 64)],
+    "both_directions": [("sendto", "a", 300, 8), ("sendto", "b", 200, 9), ("recvfrom", "a", 512),
+                        ("recvfrom", "b", 512)],
+    "connected": [("connect", "a"), ("connect", "b"), ("send", "a", 50, 10), ("recv", "b", 100),
+                  ("send", "b", 70, 11), ("recv", "a", 30)],
+}
+
+
+def run_overlapio_datagrams(backend, steps) -> list:
+    from . import checks
+    events = []
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        a, b = checks.udp_pair(px)
+        side, other = {"a": a, "b": b}, {"a": b, "b": a}
+
+        def done(op):
+            drv.wait_for(op)
+            return op
+
+        for step in steps:
+            kind = step[0]
+            if kind == "sendto":
+                op = done(px.sendto(side[step[1]], payload(step[2], step[3]), other[step[1]].getsockname()))
+                events.append(("sent", op.result))
+            elif kind == "sendto_dead":
+                op = done(px.sendto(side[step[1]], b"x", checks.dead_udp_address()))
+                events.append(("sent", op.result))
+            elif kind == "recvfrom":
+                op = done(px.recvfrom(side[step[1]], bytearray(step[2])))
+                if op.exception is not None:
+                    events.append(_outcome_of_exc(op.exception))
+                else:
+                    n, addr = op.result
+                    events.append(("gram", bytes(op.buf[:n]), checks.same_address(addr, other[step[1]])))
+            elif kind == "connect":
+                done(px.connect(other[step[1]].getsockname(), sock=side[step[1]]))
+            elif kind == "send":
+                events.append(("sent", done(px.send(side[step[1]], payload(step[2], step[3]))).result))
+            elif kind == "recv":
+                op = done(px.recv(side[step[1]], bytearray(step[2])))
+                events.append(("data", bytes(op.buf[:op.result])))
+            elif kind == "pause":
+                time.sleep(0.02)
+    return events
+
+
+def run_asyncio_datagrams(steps) -> list:
+    from . import checks
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
+        side, other = {"a": a, "b": b}, {"a": b, "b": a}
+        events = []
+        try:
+            for s in (a, b):
+                s.setblocking(False)
+                s.bind(LOOPBACK)
+            for step in steps:
+                kind = step[0]
+                if kind == "sendto":
+                    n = await loop.sock_sendto(side[step[1]], payload(step[2], step[3]),
+                                               other[step[1]].getsockname())
+                    events.append(("sent", n))
+                elif kind == "sendto_dead":
+                    events.append(("sent", await loop.sock_sendto(side[step[1]], b"x", checks.dead_udp_address())))
+                elif kind == "recvfrom":
+                    buf = bytearray(step[2])
+                    try:
+                        n, addr = await asyncio.wait_for(loop.sock_recvfrom_into(side[step[1]], buf), 10)
+                    except OSError as exc:
+                        events.append(_outcome_of_exc(exc))
+                    else:
+                        events.append(("gram", bytes(buf[:n]), checks.same_address(addr, other[step[1]])))
+                elif kind == "connect":
+                    side[step[1]].connect(other[step[1]].getsockname())
+                elif kind == "send":
+                    data = payload(step[2], step[3])
+                    await loop.sock_sendall(side[step[1]], data)
+                    events.append(("sent", len(data)))
+                elif kind == "recv":
+                    buf = bytearray(step[2])
+                    n = await asyncio.wait_for(loop.sock_recv_into(side[step[1]], buf), 10)
+                    events.append(("data", bytes(buf[:n])))
+                elif kind == "pause":
+                    await asyncio.sleep(0.02)
+        finally:
+            a.close()
+            b.close()
+        return events
+
+    return asyncio.run(main())
+
+
+@pytest.mark.skipif(not hasattr(asyncio.AbstractEventLoop, "sock_recvfrom_into"),
+                    reason="asyncio's sock_recvfrom_into/sock_sendto are Python 3.11+")
+@pytest.mark.parametrize("scenario", sorted(DATAGRAM_SCENARIOS))
+def test_same_datagram_story_as_asyncio(backend, scenario):
+    steps = DATAGRAM_SCENARIOS[scenario]
+    reference = run_asyncio_datagrams(steps)
+    ours = run_overlapio_datagrams(backend, steps)
+    assert ours == reference, f"overlapio and asyncio disagree on datagram scenario {scenario!r}"
+    assert reference, "the scenario recorded nothing"

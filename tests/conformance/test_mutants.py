@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from overlapio.core.op import Op, OpKind
+from overlapio.core.op import Datagram, Op, OpKind
 
 from . import checks, harness
 from .test_properties import run_sequence
@@ -190,6 +190,46 @@ class ScrambledGatherBackend(SelectorsBackend):
         super().send(op)
 
 
+class LifoRecvfromBackend(SelectorsBackend):
+    """Serves the newest pending recvfrom first."""
+
+    name = "mutant-lifo-recvfrom"
+
+    def recvfrom(self, op):
+        super().recvfrom(op)
+        self._socks[op.sock].froms.rotate(1)
+
+
+class TruncationHiddenBackend(SelectorsBackend):
+    """Reports a truncated datagram as a whole one (MSG_TRUNC ignored)."""
+
+    name = "mutant-truncation-hidden"
+
+    def __init__(self, complete, ready):
+        def filtered(op, value, error):
+            if isinstance(value, Datagram) and value.truncated:
+                value = Datagram(*value)
+            complete(op, value, error)
+
+        super().__init__(filtered, ready)
+
+
+def _connreset_left_on():
+    """The Windows backend (over its stand-in) without SIO_UDP_CONNRESET switched
+    off: a port unreachable fails the next WSARecvFrom, as in cpython gh-91227."""
+    from .backends import EXTRA_BACKENDS
+
+    standin = EXTRA_BACKENDS["winsock-standin"]()
+
+    class ConnResetLeftOn(standin):
+        name = "mutant-connreset-left-on"
+
+        def _udp_setup(self, sock):
+            self._udp_ready.add(sock)
+
+    return ConnResetLeftOn
+
+
 def test_early_send_completion_is_caught():
     with pytest.raises(AssertionError, match="the send completed but the peer got"):
         checks.check_send_done_means_handed_over(EarlySendBackend)
@@ -256,6 +296,23 @@ def test_list_send_out_of_order_is_caught():
         checks.check_vector_ops_keep_order(ScrambledGatherBackend)
 
 
+def test_recvfroms_out_of_order_are_caught():
+    with pytest.raises(AssertionError, match="not one per completion, in order"):
+        checks.check_datagram_boundaries(LifoRecvfromBackend)
+
+
+def test_hidden_truncation_is_caught():
+    with pytest.raises(AssertionError, match="truncated datagram gave"):
+        checks.check_datagram_truncation(TruncationHiddenBackend)
+
+
+def test_icmp_error_failing_recvfrom_is_caught():
+    backend = _connreset_left_on()
+    with pytest.raises(AssertionError, match="after a sendto to a dead port"):
+        checks.check_icmp_never_fails_recvfrom(backend)
+    checks.check_icmp_never_fails_recvfrom(backend.__mro__[1])  # the real backend over the same stand-in
+
+
 @pytest.mark.parametrize("check", [checks.check_exactly_once, checks.check_recv_order,
                                    checks.check_try_send_keeps_order,
                                    checks.check_send_done_means_handed_over,
@@ -264,7 +321,9 @@ def test_list_send_out_of_order_is_caught():
                                    checks.check_timeout_completes_with_timeout_error,
                                    checks.check_timeout_is_per_submission,
                                    checks.check_readable_leaves_data_unread,
-                                   checks.check_shutdown_after_sends, checks.check_vector_ops_keep_order])
+                                   checks.check_shutdown_after_sends, checks.check_vector_ops_keep_order,
+                                   checks.check_datagram_boundaries, checks.check_datagram_truncation,
+                                   checks.check_icmp_never_fails_recvfrom])
 def test_the_real_backend_passes_the_same_checks(check):
     """The control group: the unmutated base class passes every check the mutants fail."""
     check(SelectorsBackend)

@@ -48,6 +48,12 @@ Pinned behaviours (the contract programs):
   scripts other codes (ERROR_NETNAME_DELETED, 64).
 * ConnectEx on an unbound socket: 10022; to a closed port: pending, then 10061.
 * Peer reset: 10054; peer FIN: a pending recv completes with 0 bytes.
+* UDP: one datagram per WSARecv(From); one too large for the buffers fails with
+  WSAEMSGSIZE (10040) with the buffers full (through the event, or at once -- and
+  then the event is signalled all the same); WSARecvFrom writes the sender's
+  address. A WSASendTo to a loopback port nobody has bound makes the socket's next
+  (or pending) receive fail with 10054 while SIO_UDP_CONNRESET is on, Windows'
+  default; ``WSAIoctl`` switches it off.
 
 Hardened so that the backend's memory mistakes show:
 
@@ -227,7 +233,7 @@ class _KOp:
     address and by their :class:`_Alloc` (weakly), never the memory itself."""
 
     __slots__ = ("kind", "ks", "ovkey", "ovmem", "ev", "bufs", "length", "offset", "done", "err", "n",
-                 "accept_fd", "accept_ident", "lens", "cancelling")
+                 "accept_fd", "accept_ident", "lens", "cancelling", "addr_out", "to")
 
     def __init__(self, kind: str, ks: "_KSock", ovkey: int, ovmem: Optional[_Alloc], ev: _Ev) -> None:
         self.kind = kind
@@ -245,15 +251,24 @@ class _KOp:
         self.accept_ident: Any = None
         self.lens: Any = None
         self.cancelling = False  # a cancel or close-abort is on its way (kernel thread)
+        self.addr_out: Any = None  # WSARecvFrom: ((address, _Alloc) of lpFrom, of lpFromlen), written at completion
+        self.to: Any = None  # WSASendTo: the destination, read at the call
 
 
 class _KSock:
     __slots__ = ("fd", "ident", "recvs", "sends", "accepts", "connect", "mask", "accepted_from",
-                 "connectex_ok")
+                 "connectex_ok", "dgram", "connreset", "icmp")
 
     def __init__(self, fd: int, ident: tuple) -> None:
         self.fd = fd
         self.ident = ident
+        w = _wrap(fd)
+        try:
+            self.dgram = w.type == socket.SOCK_DGRAM
+        finally:
+            w.detach()
+        self.connreset = True  # SIO_UDP_CONNRESET: on until switched off
+        self.icmp = False  # a port unreachable arrived: the next receive fails with 10054
         self.recvs: deque = deque()
         self.sends: deque = deque()
         self.accepts: deque = deque()
@@ -315,6 +330,8 @@ class StandIn:
         self.accept_failures = 0
         self.accept_ctx_updates = 0
         self.connect_ctx_updates = 0
+        self.icmp_errors = 0  # port unreachables reported to a socket with SIO_UDP_CONNRESET on
+        self.udp_ioctls = 0  # SIO_UDP_CONNRESET/SIO_UDP_NETRESET calls
         self.violations: list[str] = []
         self.freed_writes = 0  # kernel accesses to memory the backend had freed
         self.leaks: list[str] = []
@@ -658,6 +675,8 @@ class StandIn:
     # -- performing ops -----------------------------------------------------------------
     def _perform_recv(self, k: _KOp) -> Optional[tuple]:
         fd = k.ks.fd
+        if k.ks.dgram:
+            return self._perform_recv_datagram(k)
         if k.length == 0:  # a zero-byte recv: completes (with 0) once data is there
             p = select.poll()
             p.register(fd, select.POLLIN)
@@ -687,7 +706,82 @@ class StandIn:
             views.append(self.ffi.buffer(self.ffi.cast("char *", addr), length))
         return views, holds
 
+    def _perform_recv_datagram(self, k: _KOp) -> Optional[tuple]:
+        """One datagram; too large for the buffers: WSAEMSGSIZE with the buffers
+        full. An ICMP port unreachable fails it (10054) only while
+        SIO_UDP_CONNRESET is on (Windows' default)."""
+        ks = k.ks
+        if ks.icmp:
+            ks.icmp = False
+            return 10054, 0
+        views, holds = self._views(k)
+        if views is None:
+            return 10014, 0
+        w = _wrap(ks.fd)
+        try:
+            while True:
+                try:
+                    n, _, flags, addr = w.recvmsg_into(views)
+                except (BlockingIOError, InterruptedError):
+                    return None
+                except ConnectionRefusedError:  # Linux: ICMP on a connected socket
+                    if ks.connreset:
+                        return 10054, 0
+                    continue
+                except OSError as exc:
+                    return wsa_code(exc.errno), 0
+                break
+        finally:
+            w.detach()
+        if k.addr_out is not None and addr is not None:
+            (sa, sa_rec), (lenp, len_rec) = k.addr_out
+            hold = (self._hold(k, sa_rec, "address buffer"), self._hold(k, len_rec, "address length"))
+            if None in hold:
+                return 10014, 0
+            ptr = self.ffi.cast("char *", sa)
+            self._write_sockaddr(ptr, addr)
+            self.ffi.cast("INT *", lenp)[0] = self._sockaddr_len(ptr)
+        return (10040 if flags & socket.MSG_TRUNC else 0), n
+
+    def _unreachable(self, addr: tuple) -> bool:
+        """A loopback port no UDP socket is bound to: Windows gets an ICMP port
+        unreachable for a datagram sent there."""
+        host = addr[0]
+        if not (host.startswith("127.") or host == "::1"):
+            return False
+        probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.bind(addr[:2])
+            return True
+        except OSError:
+            return False
+        finally:
+            probe.close()
+
+    def _perform_send_datagram(self, k: _KOp) -> Optional[tuple]:
+        views, holds = self._views(k)
+        if views is None:
+            return 10014, 0
+        ks = k.ks
+        w = _wrap(ks.fd)
+        try:
+            n = w.sendmsg(views, (), 0, *(() if k.to is None else (k.to,)))
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as exc:
+            return wsa_code(exc.errno), 0
+        finally:
+            w.detach()
+        if ks.connreset and k.to is not None and self._unreachable(k.to):
+            ks.icmp = True
+            self.icmp_errors += 1
+            if ks.recvs:
+                self._do_recvs(ks)
+        return 0, n
+
     def _perform_send(self, k: _KOp) -> Optional[tuple]:
+        if k.ks.dgram:  # one datagram: whole or not at all
+            return self._perform_send_datagram(k)
         # short_send_limit scripts a short count (never seen on Windows stream sockets)
         end = k.length if self.short_send_limit is None else min(k.length, self.short_send_limit)
         views, holds, skip, want = [], [], k.offset, end - k.offset
@@ -994,7 +1088,27 @@ class StandIn:
     def WSASend(self, s: int, bufs: Any, nbufs: int, nsent: Any, flags: int, ov: Any, routine: Any) -> int:
         return self._start_io("WSASend", s, bufs, nbufs, nsent, ov, routine)
 
-    def _start_io(self, name: str, s: int, bufs: Any, nbufs: int, count: Any, ov: Any, routine: Any) -> int:
+    def WSARecvFrom(self, s: int, bufs: Any, nbufs: int, nrecvd: Any, flags: Any, addr: Any, addrlen: Any,
+                    ov: Any, routine: Any) -> int:
+        ffi = self.ffi
+        if addr == ffi.NULL or addrlen == ffi.NULL or addrlen[0] < ffi.sizeof("struct sockaddr_in6"):
+            self._violation("WSARecvFrom without room for an IPv6 sender address")
+        where = []
+        for ptr, what in ((addr, "address buffer"), (addrlen, "address length")):
+            at = int(ffi.cast("uintptr_t", ptr))
+            where.append((at, self._tracked(at, what, "WSARecvFrom")))
+        return self._start_io("WSARecvFrom", s, bufs, nbufs, nrecvd, ov, routine, addr_out=tuple(where))
+
+    def WSASendTo(self, s: int, bufs: Any, nbufs: int, nsent: Any, flags: int, addr: Any, addrlen: int,
+                  ov: Any, routine: Any) -> int:
+        to = self._read_sockaddr(addr, addrlen)  # read at the call
+        if to is None:
+            self._set_err(10014)
+            return -1
+        return self._start_io("WSASendTo", s, bufs, nbufs, nsent, ov, routine, to=to[1])
+
+    def _start_io(self, name: str, s: int, bufs: Any, nbufs: int, count: Any, ov: Any, routine: Any,
+                  addr_out: Any = None, to: Any = None) -> int:
         """WSARecv/WSASend: done at once when nothing is queued before it and the
         socket is ready (returns 0 and still signals the event), else pending."""
         if routine != self.ffi.NULL or not 1 <= nbufs <= 1024:
@@ -1011,11 +1125,20 @@ class StandIn:
                 addr, length = int(self.ffi.cast("uintptr_t", bufs[i].buf)), bufs[i].len
                 k.bufs.append((addr, length, self._tracked(addr, "buffer", name) if length else None))
                 k.length += length
-            queue, perform = (ks.recvs, self._perform_recv) if name == "WSARecv" else (ks.sends, self._perform_send)
+            k.addr_out = addr_out
+            k.to = to
+            if name.startswith("WSARecv"):
+                queue, perform = ks.recvs, self._perform_recv
+            else:
+                queue, perform = ks.sends, self._perform_send
             if not queue:
                 res = perform(k)
                 if res is not None:
                     err, n = res
+                    if err == 10040 and ks.dgram:
+                        # a truncated datagram is a warning status: the request did
+                        # complete (event set, OVERLAPPED filled), yet the call says 10040
+                        self._complete(k, err, n)
                     if err:  # failed at once: neither the OVERLAPPED nor the event is touched
                         k.done, k.err = True, err
                         self._set_err(err)
@@ -1153,6 +1276,15 @@ class StandIn:
             if self._sock(s) is None:
                 self._set_err(10038)
                 return -1
+            if code in (C.SIO_UDP_CONNRESET, C.SIO_UDP_NETRESET):
+                ks = self._sock(s)
+                if not ks.dgram or inlen != self.ffi.sizeof("BOOL"):
+                    self._set_err(10022 if not ks.dgram else 10014)
+                    return -1
+                self.udp_ioctls += 1
+                if code == C.SIO_UDP_CONNRESET:
+                    ks.connreset = bool(self.ffi.cast("BOOL *", inbuf)[0])
+                return 0
             if code != C.SIO_GET_EXTENSION_FUNCTION_POINTER:
                 self._set_err(10045)
                 return -1
