@@ -275,7 +275,7 @@ class Proactor:
         elif kind is bytearray:
             size = len(buf)
         elif kind is list:  # several buffers: off the per-message path
-            return self._submit_vector(_RECV, sock, buf, callback, tag)
+            return self._submit_vector(_RECV, sock, buf, callback, tag, timeout)
         else:
             size = _writable_size(buf)
         # Op.__init__, inlined: this and send() are the per-message path.
@@ -312,7 +312,7 @@ class Proactor:
                 or kind is bytearray:
             view = data  # already flat bytes
         elif kind is list:  # several buffers: off the per-message path
-            return self._submit_vector(_SEND, sock, data, callback, tag)
+            return self._submit_vector(_SEND, sock, data, callback, tag, timeout)
         else:
             view = _byte_view(data)
         op = _new(Op)  # Op.__init__, inlined (see recv)
@@ -365,7 +365,7 @@ class Proactor:
         return op
 
     def shutdown(self, sock: socket.socket, how: int = _SHUT_WR, callback: Optional[Callback] = None,
-                 tag: Any = None) -> Op:
+                 tag: Any = None, timeout: Optional[float] = None) -> Op:
         """Half-close: shut the sending side of the connected stream socket
         ``sock`` down once every send submitted on it before this call has
         completed, so the peer reads all of that data and then end of stream,
@@ -386,6 +386,8 @@ class Proactor:
         self._check_backend_has("shutdown")
         op = self._op(_SHUTDOWN, sock, tag, callback)
         op.buf = how
+        if timeout is not None:
+            self._arm(op, timeout)
         self._pending += 1
         self._backend.shutdown(op)
         return op
@@ -405,7 +407,8 @@ class Proactor:
             raise
         return sock
 
-    def recvfrom(self, sock: socket.socket, buf: Any, callback: Optional[Callback] = None, tag: Any = None) -> Op:
+    def recvfrom(self, sock: socket.socket, buf: Any, callback: Optional[Callback] = None, tag: Any = None,
+                 timeout: Optional[float] = None) -> Op:
         """Receive one datagram into the writable, non-empty buffer ``buf``; value
         a :class:`~overlapio.Datagram` ``(nbytes, address)``, the data in
         ``buf[:nbytes]``. A datagram larger than ``buf`` completes with the bytes
@@ -424,12 +427,14 @@ class Proactor:
         self._check_backend_has("recvfrom")
         op = self._op(_RECVFROM, sock, tag, callback)
         op.buf = buf
+        if timeout is not None:
+            self._arm(op, timeout)
         self._pending += 1
         self._backend.recvfrom(op)
         return op
 
     def sendto(self, sock: socket.socket, data: Any, address: tuple, callback: Optional[Callback] = None,
-               tag: Any = None) -> Op:
+               tag: Any = None, timeout: Optional[float] = None) -> Op:
         """Send ``data`` (any bytes-like object, empty too) as one datagram to the
         numeric ``address`` (``(host, port)`` of the socket's family; resolve
         names first); value ``len(data)``. Several pending sendtos on one socket
@@ -446,6 +451,8 @@ class Proactor:
         op = self._op(_SENDTO, sock, tag, callback)
         op.buf = data
         op._view = (view, address)
+        if timeout is not None:
+            self._arm(op, timeout)
         self._pending += 1
         self._backend.sendto(op)
         return op
@@ -588,13 +595,15 @@ class Proactor:
         return op
 
     def _submit_vector(self, kind: OpKind, sock: socket.socket, bufs: list, callback: Optional[Callback],
-                       tag: Any) -> Op:
+                       tag: Any, timeout: Optional[float]) -> Op:
         """recv()/send() of a list of buffers (already past their socket and
         callback checks): the backend gets them as ``op._view``, a tuple."""
         view = _vector(bufs, kind is _RECV)
         op = self._op(kind, sock, tag, callback)
         op.buf = bufs
         op._view = view
+        if timeout is not None:
+            self._arm(op, timeout)
         self._pending += 1
         if not len(view):
             self._complete(op, 0, None)  # only empty buffers: nothing to do, as for one empty buffer

@@ -40,7 +40,7 @@ from .op import Op, OpKind
 __all__ = ["Tracer"]
 
 #: the Proactor methods that submit an op
-SUBMITTERS = ("accept", "connect", "recv", "send", "resubmit", "sleep", "post")
+SUBMITTERS = ("accept", "connect", "recv", "send", "resubmit", "sleep", "post", "shutdown", "recvfrom", "sendto")
 
 
 class _TracedQueue(deque):
@@ -133,8 +133,15 @@ class Tracer:
 
     @staticmethod
     def _operands(op: Op) -> str:
-        if op.kind is OpKind.RECV or op.kind is OpKind.SEND:
+        kind = op.kind
+        if kind is OpKind.RECV or kind is OpKind.SEND:
+            if type(op.buf) is list:  # several buffers: the core's views of them
+                return f"size={sum(view.nbytes for view in op._view)} buffers={len(op.buf)}"
             return f"size={memoryview(op.buf).nbytes}"
+        if kind is OpKind.RECVFROM:
+            return f"size={memoryview(op.buf).nbytes}"
+        if kind is OpKind.SENDTO:
+            return f"size={memoryview(op.buf).nbytes} to={op._view[1]!r}"
         return ""
 
     @staticmethod
@@ -143,8 +150,10 @@ class Tracer:
         if error is not None:
             return f"error={type(error).__name__}: {error}"
         kind = op.kind
-        if kind is OpKind.RECV or kind is OpKind.SEND:
+        if kind is OpKind.RECV or kind is OpKind.SEND or kind is OpKind.SENDTO:
             return f"bytes={op.nbytes}"
+        if kind is OpKind.RECVFROM:
+            return f"bytes={op.nbytes} from={op._value[1]!r}{' truncated' if op._value.truncated else ''}"
         if kind is OpKind.ACCEPT:
             return f"conn={op._value[0].fileno()}"
         if kind is OpKind.POST:

@@ -56,11 +56,14 @@ def test_datagram_ops_cancel_and_close(px):
     drv.wait_for(px.sendto(a, b"kept", b.getsockname()))
     drv.wait_for(r2)  # the cancel lost nothing: the datagram went to the next recvfrom
     assert bytes(r2.buf[:r2.result.nbytes]) == b"kept"
+    timed = px.recvfrom(b, bytearray(10), drv.cb, timeout=0.05)
+    drv.wait_for(timed)
+    assert type(timed.exception) is TimeoutError and timed.nbytes == 0, timed
     pending = [px.recvfrom(b, bytearray(10), drv.cb) for _ in range(3)]
     px.close(b)
     drv.wait_for(*pending)
     drv.pump(0.05)
-    drv.assert_once([r1, r2, *pending])
+    drv.assert_once([r1, r2, timed, *pending])
     assert all(op.cancelled for op in pending)
 
 

@@ -16,6 +16,25 @@ def test_list_ops_keep_the_order(backend):
     checks.check_vector_ops_keep_order(backend)
 
 
+def test_list_ops_with_timeout_and_trace(backend):
+    from overlapio import Proactor
+    lines = []
+    px = Proactor(backend=backend, trace=lines.append)
+    try:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        r = px.recv(b, [bytearray(2), bytearray(2)], timeout=0.05)
+        drv.wait_for(r)
+        assert type(r.exception) is TimeoutError and r.nbytes == 0, r
+        s = px.send(a, [b"ab", b"cd"], timeout=5)
+        r2 = px.recv(b, [bytearray(2), bytearray(2)], timeout=5)
+        drv.wait_for(s, r2)
+        assert s.result == 4 and r2.result >= 1
+        assert any("buffers=2" in line for line in lines), lines
+    finally:
+        px.close()
+
+
 def test_list_send_cancelled_reports_exact_nbytes(px):
     drv = Driver(px)
     a, b = pair(px, drv=drv)
