@@ -169,15 +169,21 @@ class Proactor:
         self._owned.add(sock)
         return sock
 
-    def listen(self, address: tuple, backlog: int = 128, *, reuse_address: bool = True) -> socket.socket:
+    def listen(self, address: tuple, backlog: int = 128, *, reuse_address: bool = True,
+               dualstack: bool = False) -> socket.socket:
         """A socket bound to ``address`` (``(host, port)``; port 0 picks a free
         one, see ``getsockname()``) and listening, ready for :meth:`accept`.
+        ``dualstack=True`` (an IPv6 address, usually ``"::"``) takes IPv4
+        clients too; their addresses come as IPv4-mapped IPv6
+        (``("::ffff:127.0.0.1", port, 0, 0)``).
 
         Raises ``OSError`` at once if the address is in use or cannot be bound.
         """
         family = _family_of(address)
         sock = self.socket(family)
         try:
+            if dualstack:
+                _dualstack(sock)
             if reuse_address and _REUSEADDR_IS_SAFE:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(address)
@@ -392,13 +398,15 @@ class Proactor:
         self._backend.shutdown(op)
         return op
 
-    def bind(self, address: tuple, *, reuse_address: bool = False) -> socket.socket:
+    def bind(self, address: tuple, *, reuse_address: bool = False, dualstack: bool = False) -> socket.socket:
         """A datagram (UDP) socket bound to ``address`` (``(host, port)``, numeric;
         port 0 picks a free one), ready for :meth:`recvfrom` and :meth:`sendto`:
-        the datagram twin of :meth:`listen`. Raises ``OSError`` at once if the
-        address is in use or cannot be bound."""
+        the datagram twin of :meth:`listen`, ``dualstack`` included. Raises
+        ``OSError`` at once if the address is in use or cannot be bound."""
         sock = self.socket(_family_of(address), _DGRAM)
         try:
+            if dualstack:
+                _dualstack(sock)
             if reuse_address and _REUSEADDR_IS_SAFE:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(address)
@@ -1047,6 +1055,14 @@ def _vector(bufs: list, writable: bool) -> tuple:
         if view.nbytes:
             views.append(view)
     return tuple(views)
+
+
+def _dualstack(sock: socket.socket) -> None:
+    """IPv4 and IPv6 on one IPv6 socket (IPV6_V6ONLY off: the default on Linux,
+    not on Windows or the BSDs)."""
+    if sock.family != socket.AF_INET6:
+        raise ValueError("dualstack needs an IPv6 address (such as '::')")
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
 
 
 def _numeric_address(family: int, address: Any) -> tuple:

@@ -1,0 +1,95 @@
+"""IPv6 and dual stack: the ops on ``::1`` and on a dual-stack listener
+(docs/semantics.md, "IPv6 and dual stack")."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from . import checks
+from .harness import Driver, payload, recv_exactly, recv_to_eof
+
+
+def _ipv6_loopback() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+pytestmark = pytest.mark.skipif(not _ipv6_loopback(), reason="this host has no IPv6 loopback (::1)")
+
+
+def _pair(px, drv, listener, host):
+    acc = px.accept(listener)
+    con = px.connect((host, listener.getsockname()[1]))
+    drv.wait_for(acc, con)
+    return con.result, acc.result
+
+
+def test_stream_ops_on_ipv6_loopback(px):
+    drv = Driver(px)
+    listener = px.listen(("::1", 0))
+    a, (b, peer) = _pair(px, drv, listener, "::1")
+    assert a.family == b.family == socket.AF_INET6
+    assert len(peer) == 4 and peer[0] == "::1" and peer[1] == a.getsockname()[1], peer
+    data = payload(200_000, 1)
+    s = px.send(a, data)
+    v = px.send(a, [b"x", b"yz"])
+    assert recv_exactly(px, b, len(data) + 3, drv) == data + b"xyz"
+    drv.wait_for(s, v)
+    n = px.try_send(b, b"back")
+    assert n == 4 and recv_exactly(px, a, 4, drv) == b"back"
+    r = px.recv(b, bytearray(10))
+    assert px.cancel(r) is True
+    drv.wait_for(r)
+    assert r.cancelled
+    drv.wait_for(px.shutdown(a))
+    assert recv_to_eof(px, b, drv) == b""
+    holder = px.socket(socket.AF_INET6)
+    holder.bind(("::1", 0))
+    refused = px.connect(holder.getsockname())
+    drv.wait_for(refused)
+    assert isinstance(refused.exception, ConnectionRefusedError), refused
+
+
+def test_dual_stack_listener_takes_both_families(px):
+    drv = Driver(px)
+    listener = px.listen(("::", 0), dualstack=True)
+    port = listener.getsockname()[1]
+    for host, want in (("127.0.0.1", "::ffff:127.0.0.1"), ("::1", "::1")):
+        a, (b, peer) = _pair(px, drv, listener, host)
+        assert peer[0] == want and len(peer) == 4, f"a {host} client was accepted as {peer}"
+        drv.wait_for(px.send(a, host.encode()))
+        assert recv_exactly(px, b, len(host), drv) == host.encode()
+        drv.wait_for(px.send(b, b"ok"))
+        assert recv_exactly(px, a, 2, drv) == b"ok"
+    with pytest.raises(ValueError, match="IPv6"):
+        px.listen(("127.0.0.1", 0), dualstack=True)
+    assert port
+
+
+def test_datagrams_on_ipv6_loopback(backend):
+    checks.check_datagram_boundaries(backend, "::1")
+    checks.check_datagram_truncation(backend, "::1")
+    checks.check_icmp_never_fails_recvfrom(backend, "::1")
+
+
+def test_dual_stack_datagram_socket(px):
+    drv = Driver(px)
+    server = px.bind(("::", 0), dualstack=True)
+    port = server.getsockname()[1]
+    for client, host, want in ((px.bind(("127.0.0.1", 0)), "127.0.0.1", "::ffff:127.0.0.1"),
+                               (px.bind(("::1", 0)), "::1", "::1")):
+        r = px.recvfrom(server, bytearray(64))
+        drv.wait_for(px.sendto(client, b"ping", (host, port)), r)
+        n, addr = r.result
+        assert addr[0] == want and addr[1] == client.getsockname()[1], addr
+        back = px.recvfrom(client, bytearray(64))
+        drv.wait_for(px.sendto(server, b"pong", addr), back)  # reply to the address as reported
+        assert bytes(back.buf[:back.result.nbytes]) == b"pong"
+        assert back.result.address[1] == port
