@@ -27,6 +27,7 @@ class OpKind(enum.IntEnum):
     SHUTDOWN = 8
     RECVFROM = 9
     SENDTO = 10
+    RESOLVE = 11
 
 
 Callback = Callable[["Op"], Any]
@@ -53,7 +54,8 @@ class Op:
     stream, unless the buffer itself was empty); SEND ``len(data)``; SLEEP
     ``None``; POST the posted value; READABLE ``None`` (the socket has something
     to read: nothing was read); SHUTDOWN ``None``; RECVFROM a
-    :class:`Datagram` ``(nbytes, address)``; SENDTO ``len(data)``.
+    :class:`Datagram` ``(nbytes, address)``; SENDTO ``len(data)``; RESOLVE the
+    list ``socket.getaddrinfo`` returns.
     """
 
     # The core's slots and the backend's: core/backend.py documents who may read and

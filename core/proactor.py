@@ -25,6 +25,7 @@ from .backend import Backend
 from .errors import OperationCancelled, ProactorClosedError, normalize
 from .op import _PENDING, Callback, Op, OpKind
 from .registry import default_backend, load_backend
+from .resolver import Resolver
 from .trace import Tracer
 
 __all__ = ["Proactor"]
@@ -76,7 +77,7 @@ _NO_SOCK = _Omitted()
 _SEND, _RECV, _ACCEPT, _CONNECT, _SLEEP, _POST, _READABLE = (
     OpKind.SEND, OpKind.RECV, OpKind.ACCEPT, OpKind.CONNECT, OpKind.SLEEP, OpKind.POST, OpKind.READABLE,
 )
-_SHUTDOWN, _RECVFROM, _SENDTO = OpKind.SHUTDOWN, OpKind.RECVFROM, OpKind.SENDTO
+_SHUTDOWN, _RECVFROM, _SENDTO, _RESOLVE = OpKind.SHUTDOWN, OpKind.RECVFROM, OpKind.SENDTO, OpKind.RESOLVE
 _DGRAM = socket.SOCK_DGRAM
 _SHUT_WR = socket.SHUT_WR  # (in the class body, `socket` is the method)
 _MAX_BUFFERS = 1024  # buffers per multi-buffer op: IOV_MAX on Linux and the BSDs
@@ -131,6 +132,9 @@ class Proactor:
         self._polling = False  # inside backend.poll() (a signal handler may post then)
         self._owned: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
         self._connect_socks: set[Op] = set()  # connect ops whose socket connect() made
+        # Ops the core runs itself (resolve, a connect by host name): op -> what cancels it
+        self._cancel_hooks: "dict[Op, Callable[[Op], None]]" = {}
+        self._resolver: Optional[Resolver] = None  # started by the first resolve()
         self._thread = get_ident()  # the thread that waits (set again by wait() and run())
         self._backend: Backend = _make_backend(cls, self._complete, self._ready)
         self.backend_name: str = cls.name
@@ -221,8 +225,15 @@ class Proactor:
 
         Without ``sock`` a new socket is made (and closed again if the connect
         fails). Given a datagram socket, it sets the socket's peer (``recv``
-        and ``send`` then work on it, one datagram each) and completes at once. A host name is resolved first, blocking; a failed lookup
-        completes the op with ``socket.gaierror``.
+        and ``send`` then work on it, one datagram each) and completes at once.
+
+        A host name is looked up first with :meth:`resolve` (off the loop's
+        thread); a failed lookup completes the op with ``socket.gaierror``. The
+        addresses are then tried in the order the lookup gave, one at a time
+        (no Happy Eyeballs), each with a new socket; the op completes with the
+        first that connects, or with the last one's error. With ``sock`` given,
+        only the first address of its family is tried. Cancel and ``timeout=``
+        end the lookup or the attempt under way.
         """
         self._check_open()
         _check_callback(callback)
@@ -230,6 +241,8 @@ class Proactor:
             self._check_sock(sock)
         if timeout is not None:
             _seconds("timeout", timeout)  # a bad timeout raises before anything happens
+        if _needs_lookup(address):
+            return self._connect_by_name(address, callback, tag, timeout, sock)
         sock_made = sock is None
         try:
             resolved = _resolve(address, sock.family if sock is not None else 0)
@@ -257,6 +270,114 @@ class Proactor:
         self._pending += 1
         self._backend.connect(op, resolved)
         return op
+
+    def _connect_by_name(self, address: tuple, callback: Optional[Callback], tag: Any,
+                         timeout: Optional[float], sock: Optional[socket.socket]) -> Op:
+        """connect() to a host name: a resolve op, then numeric connects in turn;
+        ``op`` (what the caller holds) completes with the outcome. Its cancel hook
+        cancels whichever inner op is under way, whose completion then ends it."""
+        port = address[1]
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an int in 0..65535, not {port!r}")
+        op = self._op(_CONNECT, sock, tag, callback)
+        if timeout is not None:
+            self._arm(op, timeout)
+        self._pending += 1
+        inner: list = [None]  # the resolve or connect op under way
+
+        def finish(value: Any, error: Optional[BaseException]) -> None:
+            self._cancel_hooks.pop(op, None)
+            if value is not None:
+                op.sock = value
+            self._complete(op, value, error)
+
+        def attempt(addresses: list, i: int, error: Optional[BaseException]) -> None:
+            if i == len(addresses) or (sock is not None and i):
+                finish(None, error or OSError(errno.EADDRNOTAVAIL, f"no address of {address[0]!r} to try"))
+                return
+            inner[0] = self.connect(addresses[i], lambda c: connected(c, addresses, i), sock=sock)
+
+        def connected(c: Op, addresses: list, i: int) -> None:
+            if op.done:  # closed meanwhile: a socket made for it has nobody to go to
+                if c.exception is None and sock is None:
+                    self.close(c.result)
+                return
+            if c.exception is None:
+                finish(c.result, None)
+            elif isinstance(c.exception, OperationCancelled):
+                finish(None, c.exception)
+            else:
+                attempt(addresses, i + 1, c.exception)
+
+        def resolved(r: Op) -> None:
+            if op.done:
+                return
+            if r.exception is not None:
+                finish(None, r.exception)
+                return
+            addresses: list = []
+            for info in r.result:
+                if info[4] not in addresses:
+                    addresses.append(info[4])
+            attempt(addresses, 0, None)
+
+        inner[0] = self.resolve(address[0], address[1], sock.family if sock is not None else 0,
+                                socket.SOCK_STREAM, callback=resolved)
+        self._cancel_hooks[op] = lambda _: self.cancel(inner[0])
+        return op
+
+    def resolve(self, host: Optional[str], port: Any, family: int = 0, type: int = 0, proto: int = 0,
+                flags: int = 0, callback: Optional[Callback] = None, tag: Any = None,
+                timeout: Optional[float] = None) -> Op:
+        """Look ``host`` up without blocking the loop: ``socket.getaddrinfo(host,
+        port, family, type, proto, flags)`` runs on a small pool of worker
+        threads and its answer comes back through :meth:`post`. Value: the list
+        ``getaddrinfo`` returns, ``(family, type, proto, canonname, sockaddr)``
+        tuples in its order; a failed lookup completes with ``socket.gaierror``.
+        Cancel (and ``timeout=``) completes it at once; the lookup itself cannot
+        be interrupted and its answer is dropped."""
+        self._check_open()
+        _check_callback(callback)
+        if host is not None and not isinstance(host, str):
+            raise TypeError(f"resolve needs a host name (str), not {host.__class__.__name__}")
+        if port is not None and not isinstance(port, (int, str)) or isinstance(port, bool):
+            raise TypeError(f"resolve needs a port (int or service name), not {port.__class__.__name__}")
+        if isinstance(port, int) and not 0 <= port <= 65535:
+            raise ValueError(f"port must be an int in 0..65535, not {port!r}")
+        for name, value in (("family", family), ("type", type), ("proto", proto), ("flags", flags)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"resolve's {name} must be an int, not {value!r}")
+        op = self._op(_RESOLVE, None, tag, callback)
+        op.buf = (host, port)
+        if timeout is not None:
+            self._arm(op, timeout)
+        self._pending += 1
+        if self._resolver is None:
+            self._resolver = Resolver()
+
+        def deliver(value: Any, error: Optional[BaseException]) -> None:  # on a worker thread
+            try:
+                self.post((value, error), self._resolved, op)
+            except ProactorClosedError:
+                pass  # close() completed the op
+
+        job = self._resolver.submit((host, port, family, type, proto, flags), deliver)
+
+        def cancel(_: Op) -> None:
+            Resolver.cancel(job)
+            del self._cancel_hooks[op]
+            self._complete(op, None, OperationCancelled("resolve cancelled"))
+
+        self._cancel_hooks[op] = cancel
+        return op
+
+    def _resolved(self, post: Op) -> None:
+        """A lookup's answer, posted by its worker (the post's tag is the resolve op)."""
+        op = post.tag
+        if not op.done:
+            self._cancel_hooks.pop(op, None)
+            value, error = post.result
+            self._complete(op, value, error)
 
     def recv(self, sock: socket.socket, buf: Any, callback: Optional[Callback] = None, tag: Any = None,
              timeout: Optional[float] = None) -> Op:
@@ -691,8 +812,15 @@ class Proactor:
             timer = op._inflight
             if type(timer) is _Timeout and timer.error is None:
                 op._inflight = self  # the caller cancelled first: not a timeout, and the timer is dead
-            self._backend.cancel(op)
+            self._cancel_io(op)
         return True
+
+    def _cancel_io(self, op: Op) -> None:
+        hook = self._cancel_hooks.get(op) if self._cancel_hooks else None
+        if hook is None:
+            self._backend.cancel(op)
+        else:
+            hook(op)
 
     def close(self, sock: Any = _NO_SOCK) -> None:
         """``close(sock)``: close ``sock``, first completing each op pending on it as
@@ -717,6 +845,12 @@ class Proactor:
             return
         self._closed = True  # before the posts are collected (see post())
         try:
+            hooked, self._cancel_hooks = list(self._cancel_hooks), {}
+            for op in hooked:  # resolves and connects by name: their inner ops end with the backend
+                if not op.done:
+                    self._complete(op, None, OperationCancelled("proactor closed"))
+            if self._resolver is not None:
+                self._resolver.close()
             self._backend.close()
             for _, _, op, seconds in self._timers:
                 if seconds is None and not op.done:
@@ -905,7 +1039,7 @@ class Proactor:
         timer.error = TimeoutError(errno.ETIMEDOUT, f"{what} timed out after {timer.seconds:g} s")
         if self._trace is not None:
             self._trace.cancelling(op, "timeout")
-        self._backend.cancel(op)
+        self._cancel_io(op)
 
     def _collect_posts(self) -> None:
         posted = self._posted
@@ -1089,6 +1223,23 @@ def _family_of(address: Any) -> int:
         return socket.AF_INET6
     host = address[0] if isinstance(address, tuple) and address else ""
     return socket.AF_INET6 if isinstance(host, str) and ":" in host else socket.AF_INET
+
+
+def _needs_lookup(address: Any) -> bool:
+    """True for ``(name, port)``: a host that is a non-empty name, not a numeric
+    address (those connect() resolves on the spot, without a lookup)."""
+    if not (isinstance(address, tuple) and len(address) in (2, 4)) or not isinstance(address[0], str):
+        return False
+    host = address[0].partition("%")[0]
+    if not host:
+        return False
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return False
+        except OSError:
+            pass
+    return True
 
 
 def _resolve(address: Any, family: int) -> tuple:

@@ -708,3 +708,70 @@ def check_icmp_never_fails_recvfrom(backend, host: str = "127.0.0.1") -> None:
         drv.wait_for(later)
         assert later.exception is None, f"a later recvfrom failed after a sendto to a dead port: {later!r}"
         assert bytes(later.buf[:later.result.nbytes]) == b"second"
+
+
+# -- name resolution ---------------------------------------------------------------------
+class scripted_names:
+    """Within ``with scripted_names({host: [sockaddr, ...]}, gate) :``,
+    ``socket.getaddrinfo`` answers those hosts itself (after ``gate`` is set, at
+    most 1 s later); every other lookup is the real one."""
+
+    def __init__(self, table: dict, gate=None) -> None:
+        import threading
+        self.table = table
+        self.gate = gate or threading.Event()
+        if gate is None:
+            self.gate.set()
+
+    def __enter__(self):
+        real = self.real = socket.getaddrinfo
+        table, gate = self.table, self.gate
+
+        def fake(host, port, family=0, type=0, proto=0, flags=0):
+            if host not in table:
+                return real(host, port, family, type, proto, flags)
+            gate.wait(1.0)
+            return [(socket.AF_INET6 if len(a) == 4 else socket.AF_INET, socket.SOCK_STREAM, 6, "", a)
+                    for a in table[host]]
+
+        socket.getaddrinfo = fake
+        return self
+
+    def __exit__(self, *exc) -> None:
+        socket.getaddrinfo = self.real
+
+
+def check_resolve_does_not_block(backend) -> None:
+    """A lookup runs off the loop's thread: submitting it returns at once and the
+    loop goes on (a timer completes) while it blocks."""
+    import threading
+    gate = threading.Event()
+    with scripted_names({"slow.example": [("127.0.0.1", 80)]}, gate), open_proactor(backend) as px:
+        drv = Driver(px)
+        t0 = time.monotonic()
+        r = px.resolve("slow.example", 80)
+        took = time.monotonic() - t0
+        assert took < 0.5, f"resolve blocked the loop's thread for {took:.2f} s"
+        t = px.sleep(0.01)
+        drv.wait_for(t)
+        assert not r.done, "resolve completed while its lookup was still blocked"
+        gate.set()
+        drv.wait_for(r)
+        assert r.result[0][4] == ("127.0.0.1", 80)
+
+
+def check_connect_by_name_tries_in_order(backend) -> None:
+    """connect() to a name whose first address refuses goes on to the next one."""
+    with open_proactor(backend) as px:
+        drv = Driver(px)
+        listener = px.listen(LOOPBACK)
+        holder, refused = refused_address(px)
+        good = listener.getsockname()
+        with scripted_names({"two.example": [refused, good]}):
+            acc = px.accept(listener)
+            con = px.connect(("two.example", good[1]))
+            drv.wait_for(con)
+        assert con.exception is None, f"connect by name stopped at the first address: {con!r}"
+        drv.wait_for(acc)
+        assert con.result.getpeername() == good
+        holder.close()

@@ -313,6 +313,44 @@ def test_icmp_error_failing_recvfrom_is_caught():
     checks.check_icmp_never_fails_recvfrom(backend.__mro__[1])  # the real backend over the same stand-in
 
 
+def _resolve_on_the_loop(self, host, port, family=0, type=0, proto=0, flags=0, callback=None, tag=None,
+                        timeout=None):
+    """resolve() that calls getaddrinfo on the loop's thread (what connect() did)."""
+    import socket as _socket
+    op = self.post(None, callback, tag)
+    try:
+        op._value = _socket.getaddrinfo(host, port, family, type, proto, flags)
+    except OSError as exc:
+        op._error = exc
+    return op
+
+
+def test_resolve_that_blocks_the_loop_is_caught(monkeypatch):
+    from overlapio.core.proactor import Proactor
+    monkeypatch.setattr(Proactor, "resolve", _resolve_on_the_loop)
+    with pytest.raises(AssertionError, match="blocked the loop"):
+        checks.check_resolve_does_not_block(SelectorsBackend)
+
+
+def test_connect_by_name_that_stops_at_the_first_address_is_caught(monkeypatch):
+    import overlapio.core.proactor as core
+    real = core.Proactor.resolve
+
+    def first_only(self, *args, **kwargs):
+        callback = kwargs.pop("callback", None)
+
+        def keep_first(op):
+            if op.exception is None:
+                op._value = op._value[:1]
+            callback(op)
+
+        return real(self, *args, callback=keep_first if callback else None, **kwargs)
+
+    monkeypatch.setattr(core.Proactor, "resolve", first_only)
+    with pytest.raises(AssertionError, match="stopped at the first address"):
+        checks.check_connect_by_name_tries_in_order(SelectorsBackend)
+
+
 @pytest.mark.parametrize("check", [checks.check_exactly_once, checks.check_recv_order,
                                    checks.check_try_send_keeps_order,
                                    checks.check_send_done_means_handed_over,
@@ -323,7 +361,8 @@ def test_icmp_error_failing_recvfrom_is_caught():
                                    checks.check_readable_leaves_data_unread,
                                    checks.check_shutdown_after_sends, checks.check_vector_ops_keep_order,
                                    checks.check_datagram_boundaries, checks.check_datagram_truncation,
-                                   checks.check_icmp_never_fails_recvfrom])
+                                   checks.check_icmp_never_fails_recvfrom, checks.check_resolve_does_not_block,
+                                   checks.check_connect_by_name_tries_in_order])
 def test_the_real_backend_passes_the_same_checks(check):
     """The control group: the unmutated base class passes every check the mutants fail."""
     check(SelectorsBackend)
