@@ -1,7 +1,8 @@
 """The ``overlapio`` command (also ``python -m overlapio``).
 
 Subcommands: ``server`` and ``client`` (the classic overlapped-event example
-programs), ``demo`` (both on loopback, the first command to run), ``backends``
+programs), ``udp-server`` and ``udp-client`` (a UDP game loop, overlapio.udp_demo),
+``demo`` (both on loopback, the first command to run), ``backends``
 (what this machine offers) and ``bench`` (the benchmark suite, from a source
 checkout). Bad input ends with a one-line error and a non-zero exit code; Ctrl-C
 ends with exit code 130 after closing every socket.
@@ -16,6 +17,7 @@ from typing import Callable, Optional, Sequence
 
 from . import __version__
 from .core import BackendUnavailable, Proactor, UnknownBackendError, available_backends, default_backend
+from . import udp_demo
 from .demos import ECHO_TIMEOUT, EchoServer, HelloClient, format_address
 
 DEFAULT_PORT = 7777
@@ -210,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("bench", help="run the benchmark suite (from a source checkout; see --help there)",
                    add_help=False)
+    udp_demo.add_parsers(sub, _positive_int, _seconds, _port, _listen_port)
     return parser
 
 
@@ -377,6 +380,8 @@ def _info(args: argparse.Namespace, text: str) -> None:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "server": cmd_server, "client": cmd_client, "demo": cmd_demo, "backends": cmd_backends,
+    "udp-server": lambda args: udp_demo.cmd_udp_server(args, _proactor),
+    "udp-client": lambda args: udp_demo.cmd_udp_client(args, _proactor),
 }
 
 
