@@ -1211,7 +1211,7 @@ def _numeric_address(family: int, address: Any) -> tuple:
         raise ValueError(f"port must be an int in 0..65535, not {port!r}")
     try:
         socket.inet_pton(family, host.partition("%")[0] if family == socket.AF_INET6 else host)
-    except OSError:
+    except (OSError, UnicodeError):
         name = "IPv6" if family == socket.AF_INET6 else "IPv4"
         raise ValueError(f"expected a numeric {name} address for this socket, not {host!r} "
                          "(resolve host names first)") from None
@@ -1237,7 +1237,7 @@ def _needs_lookup(address: Any) -> bool:
         try:
             socket.inet_pton(family, host)
             return False
-        except OSError:
+        except (OSError, UnicodeError):  # (a name IDNA cannot encode fails in the lookup, as a completion)
             pass
     return True
 

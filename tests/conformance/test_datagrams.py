@@ -83,6 +83,7 @@ def test_datagram_calls_refuse_bad_arguments(px):
         (lambda: px.sendto(a, b"x", ("127.0.0.1",)), TypeError, "address tuple"),
         (lambda: px.sendto(a, b"x", ("localhost", 9)), ValueError, "numeric IPv4"),
         (lambda: px.sendto(a, b"x", ("::1", 9)), ValueError, "numeric IPv4"),
+        (lambda: px.sendto(a, b"x", ("\udcff", 9)), ValueError, "numeric IPv4"),
         (lambda: px.sendto(a, b"x", ("127.0.0.1", 70000)), ValueError, "port"),
         (lambda: px.sendto(a, b"x", ("127.0.0.1", -1)), ValueError, "port"),
         (lambda: px.sendto(a, b"x", (127, 9)), TypeError, "host"),
