@@ -1,5 +1,10 @@
 """The POSIX backend: completions emulated on readiness (stdlib ``selectors``).
 
+Ops: accept, connect, recv/send (a list of buffers: ``recvmsg_into``/``sendmsg``),
+shutdown (queued behind the socket's sends, so it runs after them), recvfrom
+(``recvmsg_into``, for the sender's address and ``MSG_TRUNC``; an ``ECONNREFUSED``
+from an earlier send's ICMP error is skipped) and sendto (queued with the sends).
+
 Each socket has FIFO queues of pending accepts, recvs and sends. When the selector
 says the socket is ready, the head of the queue is performed with a non-blocking
 call and, once finished, completed. Two choices keep the hot path lean:
@@ -69,6 +74,7 @@ class SelectorsBackend(Backend):
     """Completion emulation over ``selectors.DefaultSelector``."""
 
     name = "posix"
+    multi_buffer = True
 
     @classmethod
     def unavailable_reason(cls) -> Optional[str]:

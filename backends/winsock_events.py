@@ -119,6 +119,18 @@ that a direct ``sock.send`` by the user can never block the loop thread;
 overlapped calls do not depend on that mode (asyncio's proactor runs them on
 non-blocking sockets too). Ops use ``sock.fileno()`` as the SOCKET.
 
+Datagrams: ``WSARecvFrom``/``WSASendTo``, one overlapped call per op like the
+TCP ones; the sender's ``sockaddr`` and its length live in the slot until the
+reap. A datagram larger than the buffer ends the op with WSAEMSGSIZE and the
+buffer full: reported as a truncated ``Datagram``, never as an error (a plain
+recv on a datagram socket gets the bytes that fit). Every datagram socket gets
+``SIO_UDP_CONNRESET`` and ``SIO_UDP_NETRESET`` switched off before its first op:
+by default an ICMP port unreachable for one sent datagram fails the next
+WSARecvFrom with WSAECONNRESET (cpython gh-91227, gh-127057).
+
+Lists of buffers: one WSARecv/WSASend with a WSABUF per buffer; the pinned
+buffers and the WSABUF array stay in the slot until the op is reaped.
+
 Half-close: ``shutdown(SD_SEND)`` does not wait for WSASends in flight, so a
 shutdown op waits (in ``_shut_waiting``) until the socket's sends issued before it
 are reaped, then calls it; sends submitted after it are never issued (they fail
@@ -475,6 +487,7 @@ class WinsockBackend(Backend):
     """Overlapped Winsock + event objects (see the module doc for the design)."""
 
     name = "winsock"
+    multi_buffer = True
 
     #: install the signal wakeup socket around blocking waits (tests switch it off
     #: to show that without it a blocked wait does not see Ctrl-C)

@@ -102,6 +102,10 @@ class Backend:
     #: the registry name (``OVERLAPIO_BACKEND=<name>``, ``Proactor(backend=<name>)``)
     name = ""
 
+    #: True if recv/send handle a list of buffers (``op._view`` a tuple); for a
+    #: backend that leaves it False the core refuses list ops (NotImplementedError)
+    multi_buffer = False
+
     @classmethod
     def unavailable_reason(cls) -> Optional[str]:
         """``None`` if the backend can run here, else a one-line reason

@@ -727,6 +727,8 @@ class Proactor:
                        tag: Any, timeout: Optional[float]) -> Op:
         """recv()/send() of a list of buffers (already past their socket and
         callback checks): the backend gets them as ``op._view``, a tuple."""
+        if not self._backend.multi_buffer:
+            raise NotImplementedError(f"the {self.backend_name!r} backend takes no list of buffers")
         view = _vector(bufs, kind is _RECV)
         op = self._op(kind, sock, tag, callback)
         op.buf = bufs

@@ -607,3 +607,31 @@ def test_readable_on_a_backend_without_it_raises_at_once():
             px.readable(a)
         assert px.pending == 0
         a.close(), b.close()
+
+
+def test_optional_ops_a_backend_leaves_out_raise_not_implemented():
+    """A backend written before shutdown, datagrams and lists of buffers: the core
+    refuses those calls at once (nothing pending), the rest works."""
+    import socket as _socket
+    from overlapio.backends.posix_selectors import SelectorsBackend
+
+    class Older(SelectorsBackend):
+        name = "older"
+        multi_buffer = False
+        shutdown = overlapio.Backend.shutdown
+        recvfrom = overlapio.Backend.recvfrom
+        sendto = overlapio.Backend.sendto
+
+    with overlapio.Proactor(Older) as px:
+        a, b = _socket.socketpair()
+        udp = px.bind(("127.0.0.1", 0))
+        for call in (lambda: px.recv(a, [bytearray(1)]), lambda: px.send(a, [b"x"]), lambda: px.shutdown(a),
+                     lambda: px.recvfrom(udp, bytearray(1)), lambda: px.sendto(udp, b"x", udp.getsockname())):
+            with pytest.raises(NotImplementedError, match="older"):
+                call()
+        assert px.pending == 0
+        op = px.send(a, b"ok")
+        px.wait(1)
+        assert op.result == 2 and b.recv(2) == b"ok"
+        a.close()
+        b.close()

@@ -230,3 +230,16 @@ def payload(n: int, seed: int = 0) -> bytes:
 
 def backend_class(backend: Any) -> type:
     return backend if isinstance(backend, type) else overlapio.load_backend(backend)
+
+
+def require(backend: Any, feature: str) -> None:
+    """Skip the test if ``backend`` leaves out an optional part of the contract:
+    ``"multi_buffer"`` or an optional op method (``"shutdown"``, ``"recvfrom"``...)."""
+    import pytest
+    cls = backend_class(backend)
+    if feature == "multi_buffer":
+        missing = not cls.multi_buffer
+    else:
+        missing = getattr(cls, feature) is getattr(overlapio.Backend, feature)
+    if missing:
+        pytest.skip(f"backend {getattr(cls, 'name', cls)!r} leaves out the optional {feature!r}")

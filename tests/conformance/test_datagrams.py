@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 from overlapio import Datagram
 
 from . import checks
-from .harness import Driver, open_proactor, payload
+from .harness import Driver, open_proactor, payload, require
+
+
+@pytest.fixture(autouse=True)
+def _supported(backend):
+    """These checks are of an optional part of the Backend contract."""
+    require(backend, "recvfrom")
+    require(backend, "sendto")
 
 
 def test_one_datagram_per_completion_in_order(backend):

@@ -326,6 +326,8 @@ def run_asyncio_datagrams(steps) -> list:
                     reason="asyncio's sock_recvfrom_into/sock_sendto are Python 3.11+")
 @pytest.mark.parametrize("scenario", sorted(DATAGRAM_SCENARIOS))
 def test_same_datagram_story_as_asyncio(backend, scenario):
+    from .harness import require
+    require(backend, "recvfrom")
     steps = DATAGRAM_SCENARIOS[scenario]
     reference = run_asyncio_datagrams(steps)
     ours = run_overlapio_datagrams(backend, steps)

@@ -9,7 +9,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from . import checks
-from .harness import Driver, open_proactor, pair, payload, recv_exactly, recv_to_eof
+from .harness import Driver, open_proactor, pair, payload, recv_exactly, recv_to_eof, require
+
+
+@pytest.fixture(autouse=True)
+def _supported(backend):
+    """These checks are of an optional part of the Backend contract."""
+    require(backend, "multi_buffer")
 
 
 def test_list_ops_keep_the_order(backend):

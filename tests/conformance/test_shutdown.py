@@ -6,7 +6,13 @@ import socket
 import pytest
 
 from . import checks
-from .harness import Driver, pair, payload, recv_exactly, recv_to_eof
+from .harness import Driver, pair, payload, recv_exactly, recv_to_eof, require
+
+
+@pytest.fixture(autouse=True)
+def _supported(backend):
+    """These checks are of an optional part of the Backend contract."""
+    require(backend, "shutdown")
 
 
 def test_shutdown_runs_after_earlier_sends(backend):
