@@ -45,7 +45,7 @@ def build_parser(prog: str = "python -m bench") -> argparse.ArgumentParser:
         epilog=EPILOG % {"workloads": ", ".join(ALL_WORKLOADS), "prog": prog.ljust(15)},
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
-                   help="short run (< 3 min): 1 KiB pingpong at 1/10/100 conns, 3 repeats of "
+                   help="short run (< 3 min): 1 KiB pingpong at 1/10/100 conns, 1 KiB UDP ping-pong at 10 peers, 3 repeats of "
                         "0.5 s, 100k in-process ops, one memory pass")
     p.add_argument("--only", action="append", metavar="NAMES",
                    help="restrict to these workloads/contestants (see below); repeatable")

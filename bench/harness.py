@@ -212,14 +212,16 @@ class Tools:
 class ServerProc:
     """One contestant server process, started and ready."""
 
-    def __init__(self, spec: ServerSpec, tools: Tools, bufsize: int, env: dict, timeout: float = 20.0):
+    def __init__(self, spec: ServerSpec, tools: Tools, bufsize: int, env: dict, timeout: float = 20.0,
+                 proto: str = "tcp"):
+        udp = ("--proto", "udp") if proto == "udp" else ()
         if spec.native:
             if tools.echo_epoll is None:
                 raise Unavailable(tools.reasons.get("echo_epoll", "C echo server not built"))
-            argv = [str(tools.echo_epoll), "--port", "0", "--bufsize", str(bufsize)]
+            argv = [str(tools.echo_epoll), "--port", "0", "--bufsize", str(bufsize), *udp]
         else:
             argv = [sys.executable, str(SERVERS_DIR / spec.script), "--port", "0",
-                    "--bufsize", str(bufsize), *spec.args]
+                    "--bufsize", str(bufsize), *spec.args, *udp]
         self.spec = spec
         self.errfile = tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".err", delete=False)
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -294,7 +296,7 @@ def run_network(task: Task, spec: ServerSpec, tools: Tools, s: Settings, env: di
     rec = _base_record(task)
     if tools.loadgen is None:
         raise Unavailable(tools.reasons.get("loadgen", "load generator not built"))
-    srv = ServerProc(spec, tools, s.server_bufsize, env)
+    srv = ServerProc(spec, tools, s.server_bufsize, env, proto="udp" if task.workload == "udp" else "tcp")
     lg = None
     lg_err = tempfile.NamedTemporaryFile(prefix="bench-loadgen-", suffix=".err", delete=False)
     try:

@@ -174,8 +174,8 @@ def markdown(res: dict) -> str:
         rows = [s for s in summ if s["workload"] == w]
         if not rows:
             continue
-        unit = {"pingpong": "msgs/s", "stream": "chunks/s", "churn": "conns/s"}[w]
-        cpu_unit = {"pingpong": "µs/msg", "stream": "µs/64KiB", "churn": "µs/conn"}[w]
+        unit = {"pingpong": "msgs/s", "stream": "chunks/s", "churn": "conns/s", "udp": "datagrams/s"}[w]
+        cpu_unit = {"pingpong": "µs/msg", "stream": "µs/64KiB", "churn": "µs/conn", "udp": "µs/datagram"}[w]
         header = ["config", "contestant", unit]
         if w == "stream":
             header.append("MB/s")

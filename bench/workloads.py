@@ -11,6 +11,13 @@ Network (a contestant server process + the C load generator process, loopback TC
   stream    one connection, pipelined: the client keeps up to 16 x 64 KiB in flight
             and reads the echo back. Reports MB/s (10^6 bytes echoed per second) and
             server CPU per 64 KiB chunk.
+  udp       UDP ping-pong: each of N peers (connected datagram sockets) sends an
+            M-byte datagram and waits for the server to send it back, then the next.
+            Full: M = 64 B, 1 KiB x N = 1, 10; quick: 1 KiB x 10. Reports datagrams/s,
+            p50/p99 round trip and server CPU per datagram; a datagram not back within
+            1 s counts as an error (the peer sends again). Servers: c-epoll,
+            overlapio-<backend>, asyncio-protocol (DatagramProtocol), uvloop-protocol;
+            the others have no UDP mode and show as unavailable.
   churn     10 concurrent slots, each: connect + (server) accept + one 64 B exchange
             + close, repeated. Reports connections per second.
   memory    the server holding 1,000 idle connections, each with a pending receive:
@@ -44,7 +51,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-NETWORK_WORKLOADS = ("pingpong", "stream", "churn")
+NETWORK_WORKLOADS = ("pingpong", "stream", "churn", "udp")
 MEMORY_WORKLOAD = "memory"
 INPROC_WORKLOADS = ("timers", "post", "opcost")
 ALL_WORKLOADS = NETWORK_WORKLOADS + (MEMORY_WORKLOAD,) + INPROC_WORKLOADS
@@ -201,6 +208,8 @@ class Settings:
     stream_conns: int = 1
     churn_size: int = 64
     churn_conns: int = 10
+    udp_sizes: list[int] = field(default_factory=lambda: [64, 1024])
+    udp_conns: list[int] = field(default_factory=lambda: [1, 10])
     mem_conns: int = 1000
     mem_base_conns: int = 100
     mem_bufsize: int = 4096
@@ -214,7 +223,7 @@ class Settings:
         if not quick:
             return cls()
         return cls(quick=True, repeats=3, duration=0.5, warmup=0.25, sizes=[1024],
-                   conns=[1, 10, 100], mem_repeats=1,
+                   conns=[1, 10, 100], mem_repeats=1, udp_sizes=[1024], udp_conns=[10],
                    inproc_n={"timers": 100_000, "post": 100_000, "opcost": 100_000})
 
 
@@ -229,7 +238,7 @@ class Task:
 
     @property
     def config(self) -> str:
-        if self.workload in ("pingpong", "stream", "churn"):
+        if self.workload in NETWORK_WORKLOADS:
             return f"{size_label(self.size)} x{self.conns}"
         if self.workload == "memory":
             return f"{self.conns} idle"
@@ -263,6 +272,10 @@ def build_plan(s: Settings, sel: Selection, servers: list[str], inproc: list[str
             plan += [Task("stream", c, r, s.stream_size, s.stream_conns) for c in order]
         if sel.wants_workload("churn"):
             plan += [Task("churn", c, r, s.churn_size, s.churn_conns) for c in order]
+        if sel.wants_workload("udp"):
+            for size in s.udp_sizes:
+                for n in s.udp_conns:
+                    plan += [Task("udp", c, r, size, n) for c in order]
         if sel.wants_workload("memory") and r < s.mem_repeats:
             plan += [Task("memory", c, r, s.mem_bufsize, s.mem_conns) for c in order]
         iorder = rotate(inproc, r)

@@ -311,6 +311,30 @@ def test_end_to_end_pingpong(contestant):
 
 @linux_only
 @pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+@pytest.mark.parametrize("contestant", ["c-epoll", "overlapio-posix", "asyncio-protocol"])
+def test_end_to_end_udp_pingpong(contestant):
+    from bench.workloads import overlapio_server
+    tools = harness.Tools.build()
+    spec = overlapio_server("posix") if contestant == "overlapio-posix" else \
+        next(s for s in STATIC_SERVERS if s.name == contestant)
+    s = Settings(warmup=0.2, duration=0.8)
+    rec = harness.run_network(Task("udp", contestant, 0, 64, 10), spec, tools, s, harness.child_env())
+    _check_pingpong_record(rec, 0.8)
+    assert rec["loadgen_errors"] == 0, "datagrams were lost on loopback"
+
+
+@linux_only
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
+def test_a_server_without_a_udp_mode_is_unavailable_for_udp():
+    tools = harness.Tools.build()
+    spec = next(s for s in STATIC_SERVERS if s.name == "asyncio-buffered")
+    with pytest.raises(harness.Unavailable, match="no UDP echo server"):
+        harness.run_network(Task("udp", spec.name, 0, 64, 1), spec, tools, Settings(warmup=0.1, duration=0.2),
+                            harness.child_env())
+
+
+@linux_only
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
 def test_memory_per_connection_against_c_server():
     # The C server mallocs and touches one 4 KiB buffer per connection and little else,
     # so RSS per connection must come out at about the buffer size.

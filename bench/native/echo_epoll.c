@@ -6,7 +6,8 @@
  * what the kernel's loopback TCP path costs with (almost) nothing on top: the
  * machine's limit, not a straw man.
  *
- * Usage: echo_epoll [--host 127.0.0.1] [--port 0] [--bufsize 65536]
+ * Usage: echo_epoll [--host 127.0.0.1] [--port 0] [--bufsize 65536] [--proto tcp|udp]
+ * With --proto udp it echoes each datagram to its sender (recvfrom -> sendto, one socket).
  * Prints "READY <port> <per-connection buffer bytes>" on stdout once listening.
  * Built by bench/native/build.py with the system C compiler (cc -O2).
  */
@@ -61,17 +62,47 @@ static int flush(struct conn *c) {
     return 0;
 }
 
+/* The UDP echo: one socket, each datagram straight back to its sender. */
+static int udp_main(struct sockaddr_in sa) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (bind(s, (struct sockaddr *)&sa, sizeof sa) < 0) { perror("bind"); return 1; }
+    socklen_t sl = sizeof sa;
+    getsockname(s, (struct sockaddr *)&sa, &sl);
+    char *buf = malloc(bufsize);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN};
+    epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+    printf("READY %d %zu\n", ntohs(sa.sin_port), bufsize);
+    fflush(stdout);
+    for (;;) {
+        if (epoll_wait(ep, &ev, 1, -1) < 0 && errno != EINTR) { perror("epoll_wait"); return 1; }
+        for (;;) {
+            struct sockaddr_in peer;
+            socklen_t pl = sizeof peer;
+            ssize_t n = recvfrom(s, buf, bufsize, 0, (struct sockaddr *)&peer, &pl);
+            if (n < 0) break;  /* EAGAIN: drained */
+            sendto(s, buf, (size_t)n, 0, (struct sockaddr *)&peer, pl);
+        }
+    }
+}
+
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1";
-    int port = 0;
+    int port = 0, udp = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--host")) host = argv[i + 1];
         else if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--bufsize")) bufsize = (size_t)atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--proto")) udp = !strcmp(argv[i + 1], "udp");
         else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
     }
     raise_nofile();
     signal(SIGPIPE, SIG_IGN);
+    if (udp) {
+        struct sockaddr_in ua = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+        if (inet_pton(AF_INET, host, &ua.sin_addr) != 1) { fprintf(stderr, "bad host\n"); return 2; }
+        return udp_main(ua);
+    }
 
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;

@@ -6,7 +6,7 @@
  * core, the client (not the server) was the limit, and the harness flags the run.
  *
  * Usage:
- *   loadgen --port P [--host 127.0.0.1] --mode pingpong|stream|churn|idle
+ *   loadgen --port P [--host 127.0.0.1] --mode pingpong|stream|churn|idle|udp
  *           [--conns N] [--size M] [--warmup S] [--duration S]
  *           [--window BYTES] [--stages N1,N2,...]
  *
@@ -18,6 +18,9 @@
  *             echoed bytes per second; "messages" = echoed bytes / M.
  *   churn     N concurrent slots; each does connect, send M bytes, read M back, close,
  *             and starts again. One "message" = one full connection cycle.
+ *   udp       pingpong over UDP: N connected datagram sockets ("peers"); each sends an
+ *             M-byte datagram and waits for it to come back, repeats. A reply that
+ *             has not come back after 1 s counts as an error and the peer sends again.
  *   idle      connect up to each stage's total, print "STAGE <n>", wait for a line on
  *             stdin, next stage; no traffic (used for per-connection memory).
  *
@@ -45,7 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { M_PINGPONG, M_STREAM, M_CHURN, M_IDLE };
+enum { M_PINGPONG, M_STREAM, M_CHURN, M_IDLE, M_UDP };
 enum { S_DEAD, S_CONNECTING, S_ACTIVE, S_RETRY };
 
 struct conn {
@@ -134,10 +137,10 @@ static void kill_conn(struct conn *c) {
 
 /* Start a non-blocking connect; the socket is registered for EPOLLOUT. */
 static int start_connect(struct conn *c) {
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    c->fd = socket(AF_INET, (mode == M_UDP ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) { c->state = S_RETRY; errors++; return -1; }
     int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (mode != M_UDP) setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->sent = c->rcvd = 0;
     c->out_armed = 1;
     c->state = S_CONNECTING;
@@ -213,6 +216,7 @@ static int pp_read(struct conn *c) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) kill_conn(c);
         return 0;
     }
+    if (mode == M_UDP) return 1;  /* one datagram is the whole reply */
     c->rcvd += (uint64_t)n;
     return c->rcvd >= msize;
 }
@@ -277,6 +281,7 @@ int main(int argc, char **argv) {
             else if (!strcmp(v, "stream")) mode = M_STREAM;
             else if (!strcmp(v, "churn")) mode = M_CHURN;
             else if (!strcmp(v, "idle")) mode = M_IDLE;
+            else if (!strcmp(v, "udp")) mode = M_UDP;
             else { fprintf(stderr, "unknown mode %s\n", v); return 2; }
         } else { fprintf(stderr, "unknown option %s\n", k); return 2; }
     }
@@ -352,7 +357,7 @@ int main(int argc, char **argv) {
         struct conn *c = &conns[i];
         if (mode == M_CHURN) { c->t0 = now_ns(); start_connect(c); }
         else if (c->state == S_ACTIVE) {
-            if (mode == M_PINGPONG) pp_begin(c, now_ns());
+            if (mode == M_PINGPONG || mode == M_UDP) pp_begin(c, now_ns());
             else { c->out_armed = 0; st_pump(c); }
         }
     }
@@ -389,13 +394,18 @@ int main(int argc, char **argv) {
                 if (conns[i].state == S_RETRY) { conns[i].t0 = now; start_connect(&conns[i]); retry = 1; }
             if (retry && timeout > 1) timeout = 1;
         }
+        if (mode == M_UDP) {  /* a datagram (or its reply) lost: count it, send again */
+            for (int i = 0; i < nconns; i++)
+                if (conns[i].state == S_ACTIVE && now - conns[i].t0 > 1000000000ull) { errors++; pp_begin(&conns[i], now); }
+            if (timeout > 100) timeout = 100;
+        }
         int k = epoll_wait(epfd, evs, 1024, timeout);
         if (k < 0 && errno != EINTR) { perror("epoll_wait"); break; }
         for (int i = 0; i < k; i++) {
             struct conn *c = evs[i].data.ptr;
             uint32_t e = evs[i].events;
             if (c->state == S_DEAD || c->fd < 0) continue;
-            if (mode == M_PINGPONG) {
+            if (mode == M_PINGPONG || mode == M_UDP) {
                 if (e & EPOLLOUT) pp_send(c);
                 if (c->state == S_ACTIVE && (e & (EPOLLIN | EPOLLERR | EPOLLHUP)) && pp_read(c)) {
                     uint64_t t = now_ns();
@@ -457,7 +467,8 @@ int main(int argc, char **argv) {
 
     double secs = (double)(m_t1 - m_t0) / 1e9;
     double warm_s = (double)(m_t0 - t_begin) / 1e9;
-    const char *mname = mode == M_PINGPONG ? "pingpong" : mode == M_STREAM ? "stream" : "churn";
+    const char *mname = mode == M_PINGPONG ? "pingpong" : mode == M_STREAM ? "stream" :
+                        mode == M_UDP ? "udp" : "churn";
     if (mode == M_STREAM) messages = bytes_measured / msize;
     printf("{\"mode\":\"%s\",\"conns\":%d,\"size\":%zu,\"connected\":%d,\"alive\":%d,"
            "\"seconds\":%.6f,\"messages\":%llu,\"bytes\":%llu,"

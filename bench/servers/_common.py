@@ -1,13 +1,15 @@
 """Shared start-up code for the benchmark's server contestants (bench/servers/*.py).
 
 Every server is started by the harness as its own process:
-    python bench/servers/<name>.py [--host H] [--port 0] [--bufsize N] [--probe]
+    python bench/servers/<name>.py [--host H] [--port 0] [--bufsize N] [--proto tcp|udp] [--probe]
 and prints one line on stdout when it is ready to accept:
     READY <port> <per-connection user buffer bytes>
 (the buffer size lets the memory workload subtract user buffers from RSS per
 connection), or, when a dependency is missing:
     UNAVAILABLE <reason>          (exit status 3)
-`--probe` only checks that the dependencies import and prints "OK".
+`--probe` only checks that the dependencies import and prints "OK". With `--proto
+udp` a server echoes each datagram to its sender instead (the udp workload); one
+without a UDP mode answers UNAVAILABLE.
 """
 from __future__ import annotations
 
@@ -17,15 +19,20 @@ import sys
 EXIT_UNAVAILABLE = 3
 
 
-def parse_args(description: str, extra=None) -> argparse.Namespace:
+def parse_args(description: str, extra=None, udp: bool = False) -> argparse.Namespace:
+    """The common options; ``udp``: the server has a ``--proto udp`` mode."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 = let the OS pick (reported on READY)")
     p.add_argument("--bufsize", type=int, default=65536, help="receive buffer size")
     p.add_argument("--probe", action="store_true", help="check dependencies, print OK, exit")
+    p.add_argument("--proto", choices=("tcp", "udp"), default="tcp", help="echo TCP streams or UDP datagrams")
     if extra:
         extra(p)
-    return p.parse_args()
+    args = p.parse_args()
+    if args.proto == "udp" and not udp:
+        unavailable("this contestant has no UDP echo server")
+    return args
 
 
 def ready(port: int, per_conn_buffer: int) -> None:

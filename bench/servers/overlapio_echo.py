@@ -14,12 +14,16 @@ iteration, while asyncio, trio and the C server accept in a loop until EAGAIN.
 
 `--style plain`: the README's first example, the code a newcomer writes: a new recv
 op, then a new send op of the whole reply, per message (no try_send, no resubmit).
+With --proto udp: one bound datagram socket with RECVS recvfrom ops pending, each
+datagram sent back with sendto, whose completion submits the next recvfrom into
+the same buffer (one buffer per pending receive, never shared).
 """
 import socket
 
 from _common import parse_args, probe_ok, ready, unavailable
 
 ACCEPTS = 64
+RECVS = 16
 
 
 def _extra(p):
@@ -33,7 +37,7 @@ def _extra(p):
 
 
 def main():
-    args = parse_args(__doc__.splitlines()[0], _extra)
+    args = parse_args(__doc__.splitlines()[0], _extra, udp=True)
     try:
         import overlapio
         Proactor = overlapio.Proactor
@@ -56,6 +60,9 @@ def main():
         probe_ok()
 
     bufsize = args.bufsize
+    if args.proto == "udp":
+        serve_datagrams(px, args.host, args.port, bufsize)
+        return
     lsock = px.listen((args.host, args.port), backlog=1024)
     NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     ended = [0]
@@ -139,6 +146,28 @@ def main():
     ready(lsock.getsockname()[1], bufsize)
     px.run()
     px.close()  # after --exit-after: the ring gives every buffer back before the exit
+
+
+def serve_datagrams(px, host, port, bufsize):
+    sock = px.bind((host, port))
+    recvfrom, sendto = px.recvfrom, px.sendto
+
+    def on_datagram(op):
+        if op.exception is None:
+            n, address = op.result
+            sendto(sock, op.tag[:n], address, on_sent, op)
+        elif not op.cancelled:
+            recvfrom(sock, op.buf, on_datagram, op.tag)  # an error for this datagram only
+
+    def on_sent(op):
+        r = op.tag  # the recvfrom whose buffer this reply went out of: receive into it again
+        recvfrom(sock, r.buf, on_datagram, r.tag)
+
+    for _ in range(RECVS):
+        buf = bytearray(bufsize)
+        recvfrom(sock, buf, on_datagram, memoryview(buf))
+    ready(sock.getsockname()[1], bufsize)
+    px.run()
 
 
 if __name__ == "__main__":
