@@ -5,11 +5,13 @@ update (their position) every tick; at each tick the server sends every client
 it has heard from in the last few seconds a snapshot of all positions, echoing
 that client's latest sequence number and send time so the client can measure the
 round trip. Both print one line per second: packets in and out, loss (gaps in
-the sequence numbers they receive) and, on the client, round-trip times.
+the sequence numbers they receive) and, on the client, round-trip times -- from an
+update to the first snapshot that echoes it, so they include the wait for the
+server's next tick (up to one tick period, 50 ms at 20 Hz).
 
 It shows the completion model on datagrams: a few ``recvfrom`` ops are always
-pending on the socket (each completion is one datagram, resubmitted from its
-callback), every send is a ``sendto`` op, and the tick is a ``sleep`` op armed
+pending on the socket (each completion is one datagram; it is replaced from its
+callback by a new one), every send is a ``sendto`` op, and the tick is a ``sleep`` op armed
 for the next deadline, so the loop never sleeps in a blocking call.
 """
 from __future__ import annotations
