@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("bench", help="run the benchmark suite (from a source checkout; see --help there)",
                    add_help=False)
-    udp_demo.add_parsers(sub, _positive_int, _seconds, _port, _listen_port)
+    udp_demo.add_parsers(sub, _positive_int, _seconds, _port, _listen_port, _proactor_options)
     return parser
 
 

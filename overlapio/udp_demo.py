@@ -20,7 +20,7 @@ import argparse
 import struct
 import sys
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from .core import Proactor
 
@@ -234,7 +234,8 @@ class GameClients:
 
 # -- the command line (hooked into overlapio.cli) -----------------------------------
 def add_parsers(sub: Any, positive_int: Callable[[str], int], seconds: Callable[[str], float],
-                port: Callable[[str], int], listen_port: Callable[[str], int]) -> None:
+                port: Callable[[str], int], listen_port: Callable[[str], int],
+                proactor_options: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add ``udp-server`` and ``udp-client`` to the ``overlapio`` parser."""
     def rate(text: str) -> float:
         value = seconds(text)
@@ -248,7 +249,7 @@ def add_parsers(sub: Any, positive_int: Callable[[str], int], seconds: Callable[
         p.add_argument("--rate", type=rate, default=20.0, help="ticks per second (default 20)")
         p.add_argument("--duration", type=seconds, default=0.0,
                        help="seconds to run, then exit (default 0: until Ctrl-C)")
-        p.add_argument("--backend", default=None, metavar="NAME", help="I/O backend (default: the platform's)")
+        proactor_options(p)  # --backend, --trace
 
     p = sub.add_parser("udp-server", help="a 20 Hz UDP game-server loop (port 7778)",
                        description="Ticks at a fixed rate; each tick sends every client a snapshot of all "
@@ -272,8 +273,8 @@ def _run(px: Proactor, duration: float, stop: Callable[[], None]) -> None:
         stop()
 
 
-def cmd_udp_server(args: argparse.Namespace, make_proactor: Callable[[Optional[str]], Proactor]) -> int:
-    with make_proactor(args.backend) as px:
+def cmd_udp_server(args: argparse.Namespace, make_proactor: Callable[[argparse.Namespace], Proactor]) -> int:
+    with make_proactor(args) as px:
         server = GameServer(px, args.host, args.port, args.rate)
         host, port = server.sock.getsockname()[:2]
         _print(f"udp-server on {host}:{port}, {args.rate:g} Hz ({px.backend_name} backend)")
@@ -287,8 +288,8 @@ def cmd_udp_server(args: argparse.Namespace, make_proactor: Callable[[Optional[s
     return 0 if not server.errors else 1
 
 
-def cmd_udp_client(args: argparse.Namespace, make_proactor: Callable[[Optional[str]], Proactor]) -> int:
-    with make_proactor(args.backend) as px:
+def cmd_udp_client(args: argparse.Namespace, make_proactor: Callable[[argparse.Namespace], Proactor]) -> int:
+    with make_proactor(args) as px:
         clients = GameClients(px, (args.host, args.port), args.clients, args.rate)
         _print(f"udp-client: {args.clients} player(s) to {args.host}:{args.port}, {args.rate:g} Hz "
                f"({px.backend_name} backend)")
