@@ -21,6 +21,7 @@ from collections import deque
 from time import monotonic
 from typing import Any, Callable, Optional
 
+from . import interrupts
 from .backend import Backend
 from .errors import OperationCancelled, ProactorClosedError, normalize
 from .op import _PENDING, Callback, Op, OpKind
@@ -62,6 +63,9 @@ def _owner(op: Op) -> Any:
     """The Proactor ``op`` is in flight in, or None once it surfaced."""
     inflight = op._inflight
     return inflight.proactor if type(inflight) is _Timeout else inflight
+
+
+_GUARD_UNSET = object()  # Proactor._ki before the first safe point
 
 
 class _Omitted:
@@ -130,6 +134,11 @@ class Proactor:
         self._close_done = False  # close() ran to its end (one cut short by Ctrl-C runs again)
         self._stopping = False
         self._polling = False  # inside backend.poll() (a signal handler may post then)
+        # True once a KeyboardInterrupt was deferred (core/interrupts.py), raised at the
+        # next safe point. It starts truthy: the first safe point sets the SIGINT guard
+        # up instead, so that costs no test of its own.
+        self._ki: Any = _GUARD_UNSET
+        self._guarded: Any = None  # a user of the SIGINT guard: its release (None: not asked yet; False: not one)
         self._owned: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
         self._connect_socks: set[Op] = set()  # connect ops whose socket connect() made
         # Ops the core runs itself (resolve, a connect by host name): op -> what cancels it
@@ -863,7 +872,10 @@ class Proactor:
                 owned.close()
             self._close_done = True
         finally:
-            self._dispatch_at_close()
+            try:
+                self._dispatch_at_close()
+            finally:
+                self._release_guard()
 
     def stop(self) -> None:
         """Make :meth:`run` return after the completions at hand (or the next
@@ -896,6 +908,8 @@ class Proactor:
                 return out
         try:
             self._dispatch(out)
+            if self._ki:  # deferred meanwhile: raised with the ops of out kept, as for a callback's
+                self._interrupt_point()
         except BaseException:
             if self._closed:  # the callback closed the Proactor: nothing will return them
                 for op in out:
@@ -927,8 +941,31 @@ class Proactor:
                         op._inflight = None
                     sink.clear()
         self._stopping = False
+        if self._ki:  # deferred in the last round (each earlier one is raised by the next step)
+            self._interrupt_point()
 
     # -- internals -----------------------------------------------------------------
+    def _interrupt_point(self) -> None:
+        """A safe point of the loop, reached with ``_ki`` set: raise the
+        KeyboardInterrupt deferred since the last one; the first time, set up the
+        SIGINT guard too."""
+        deferred = self._ki is True
+        self._ki = False
+        if self._guarded is None:
+            self._guarded = interrupts.guard(self)
+        if deferred:
+            raise KeyboardInterrupt
+
+    def _release_guard(self) -> None:
+        """close() is done: stop using the SIGINT guard, and raise what it deferred
+        after the last safe point of a wait()/run() (none is left to raise it)."""
+        if self._guarded:
+            self._guarded()
+            self._guarded = False
+        if self._ki is True:
+            self._ki = False
+            raise KeyboardInterrupt
+
     def _op(self, kind: OpKind, sock: Any, tag: Any, callback: Optional[Callback]) -> Op:
         """A new op of this Proactor, for the kinds not on the per-message path."""
         op = Op(kind, sock, None, tag, callback)
@@ -986,6 +1023,8 @@ class Proactor:
             timeout = _MAX_POLL  # OS waits overflow past ~24 days; waking once a day costs nothing
         self._polling = True
         try:
+            if self._ki:  # a safe point: nothing half done, nothing in hand
+                self._interrupt_point()
             self._backend.poll(timeout)
         finally:
             self._polling = False
@@ -1257,3 +1296,6 @@ def _resolve(address: Any, family: int) -> tuple:
     except UnicodeError as exc:  # a name no lookup can find: an I/O outcome like any unknown host
         raise socket.gaierror(socket.EAI_NONAME, f"host name {host!r} cannot be looked up: {exc}") from None
     return infos[0][4]
+
+
+interrupts.register((Proactor.wait, Proactor.run), (Proactor._dispatch, Proactor._dispatch_at_close))
