@@ -168,9 +168,11 @@ pending on its read end, with its event in group 0; at the first *blocking* wait
 on the main thread we install the write end with ``set_wakeup_fd`` (once: not a
 call per wait) and close() puts the previous one back; signal bytes are forwarded
 to that previous fd, so another library's wakeup fd is not starved. A Ctrl-C completes that recv, the wait
-returns, and the Python-level handler raises KeyboardInterrupt right after the
-call returns, before any completion is consumed -- the events stay signalled and
-the next poll() sees them. No timed slices: the idle loop stays fully asleep.
+returns, and the Python-level handler runs right after the call returns: the
+core's defers the KeyboardInterrupt to the loop's next safe point
+(core/interrupts.py); a program's own handler that raises does so before any
+completion is consumed -- the events stay signalled and the next poll() sees
+them. No timed slices: the idle loop stays fully asleep.
 A Proactor run from another thread does not install anything (signals are not
 delivered there anyway, and set_wakeup_fd would raise).
 

@@ -71,7 +71,12 @@ Rules a backend keeps
 - Each op is completed exactly once per submission, with its real outcome.
 - ``complete``/``ready`` only on the Proactor's thread; only ``wakeup()`` is
   called from other threads (and from signal handlers: keep it lock-free, or at
-  least never block on a lock the interrupted thread may hold).
+  least never block on a lock the interrupted thread may hold; the core's SIGINT
+  handler calls it only while the Proactor's thread is inside ``poll()``).
+- Nothing to do for Ctrl-C: a KeyboardInterrupt that lands in a backend method
+  the core called is deferred by the core to a point between steps
+  (core/interrupts.py). A program's own SIGINT handler that raises can still
+  interrupt any line.
 - ``cancel(op)`` asks; the op completes later or at once (cancelled, with an
   ``OperationCancelled``, or with its real result if it had already finished: no
   data is ever lost to a cancel). The core turns the cancellation of an op whose

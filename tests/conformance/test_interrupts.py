@@ -42,7 +42,7 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="nee
 #: whose lines are injected: the core and the built-in backends (a stand-in's
 #: Winsock, like the real DLLs, is not Python code a signal can land in)
 OURS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (overlapio.core, overlapio.backends))
-STRIDE = 9  # every STRIDE-th line event is injected too, besides every line's first
+STRIDE = 11  # every STRIDE-th line event is injected too, besides every line's first
 #: backends the sweep leaves out (it takes seconds per backend), and why
 SWEEP_SKIPS = {"winsock-standin-wineclose": "the same Python lines as winsock-standin (only the stand-in's "
                                             "close codes differ)"}
