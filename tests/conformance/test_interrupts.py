@@ -620,8 +620,11 @@ def test_20_mib_under_a_storm_of_sigints(backend_name, backend, mode):
     resumed after each KeyboardInterrupt: every byte arrives, in order, and every
     op surfaces once per submission. (Signals that land in this test's own code
     are ignored: see _immune_here.)"""
-    if backend_name in SWEEP_SKIPS:
-        pytest.skip(SWEEP_SKIPS[backend_name])
+    if backend_name.startswith("winsock-standin"):
+        # Its Winsock is Python: a real signal can land inside it (and the handler
+        # then re-enter it), where the real DLL runs no bytecode. The sweep covers
+        # the Windows backend's own lines.
+        pytest.skip("the stand-in's Winsock is Python code a real signal can land in")
     size = 20 << 20
     data = payload(size, seed=11)
     view = memoryview(data)
