@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+import programs
 import winetools
 
 
@@ -32,6 +33,13 @@ def wine():
     yield env
     if started:
         winetools.stop_wineserver(env)
+
+
+@pytest.fixture(scope="session")
+def wine_runs(wine, tmp_path_factory) -> dict:
+    """Every contract program and the stand-in's C twin, built and run once per
+    session (programs.run_all), keyed by program name."""
+    return programs.run_all(wine, tmp_path_factory.mktemp("wine-programs"))
 
 
 def pytest_runtest_makereport(item, call):

@@ -135,6 +135,7 @@ def build(source: Path, out: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def run(exe: Path, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+def run(exe: Path, env: dict[str, str], timeout: float = 60, args: list[str] = ()
+        ) -> subprocess.CompletedProcess:
     argv = [str(exe)] if NATIVE else [wine_binary(), str(exe)]
-    return _run_to_files(argv, env, timeout, cwd=str(exe.parent))
+    return _run_to_files(argv + list(args), env, timeout, cwd=str(exe.parent))
