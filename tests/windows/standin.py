@@ -1,7 +1,8 @@
 """A scripted stand-in of the cffi Winsock library, for testing the Windows
 backend's logic on Linux. It is a stand-in, not Windows: it behaves exactly as
-the facts the contract programs in tests/windows/contracts/ pin (measured under
-Wine) say Windows does -- no more.
+the facts in docs/winsock-facts.md (measured under Wine by the contract programs
+in tests/windows/contracts/ and by the table its rows are checked against,
+tests/windows/facts_table.py) say Windows does -- no more.
 
 What is real and what is scripted:
 
@@ -25,7 +26,7 @@ What is real and what is scripted:
   recv completing) can end the wait early. That is what makes the Ctrl-C tests
   meaningful here.
 
-Pinned behaviours (the contract programs):
+Pinned behaviours (docs/winsock-facts.md):
 
 * WSARecv/WSASend take several WSABUFs (filled / sent in order, the array read
   at the call, the buffers used until completion).
@@ -521,6 +522,13 @@ class StandIn:
         if self._hold(k, k.ovmem, "OVERLAPPED") is None:
             return None
         return self.ffi.cast("WSAOVERLAPPED *", k.ovkey)
+
+    def _mark_pending(self, ov: Any) -> None:
+        """Every overlapped call sets Internal = STATUS_PENDING before it checks
+        anything, so even one that fails at once leaves that (as Wine does:
+        docs/winsock-facts.md); a backend must not read Internal after such a call."""
+        if ov != self.ffi.NULL:
+            ov.Internal = STATUS_PENDING
 
     def _pend(self, k: _KOp, queue: Optional[deque]) -> int:
         if queue is not None:
@@ -1113,6 +1121,7 @@ class StandIn:
         socket is ready (returns 0 and still signals the event), else pending."""
         if routine != self.ffi.NULL or not 1 <= nbufs <= 1024:
             self._violation(f"{name}: {nbufs} WSABUFs or a completion routine are not scripted")
+        self._mark_pending(ov)
         with self._lock:
             ks = self._sock(s)
             if ks is None:
@@ -1305,6 +1314,7 @@ class StandIn:
     def _accept_ex(self, listen_s: int, accept_s: int, buf: Any, recvlen: int, locallen: int, remotelen: int,
                    nrecvd: Any, ov: Any) -> int:
         self._counted_callback("AcceptEx")
+        self._mark_pending(ov)
         with self._lock:
             lks, aks = self._sock(listen_s), self._sock(accept_s)
             if lks is None or aks is None:
@@ -1361,6 +1371,7 @@ class StandIn:
     def _connect_ex(self, s: int, name: Any, namelen: int, sendbuf: Any, sendlen: int, nsent: Any,
                     ov: Any) -> int:
         self._counted_callback("ConnectEx")
+        self._mark_pending(ov)
         with self._lock:
             ks = self._sock(s)
             if ks is None:

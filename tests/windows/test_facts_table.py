@@ -1,0 +1,66 @@
+"""The stand-in's model, proven against Wine: the scenario table (facts_table.py)
+run by the C twin under Wine and by facts_standin.py against the stand-in must give
+the same rows, except the Wine-vs-Windows deviations listed with their sources."""
+from __future__ import annotations
+
+import pytest
+
+import facts_standin
+import facts_table as T
+
+
+@pytest.fixture(scope="module")
+def standin_rows():
+    rows, violations = facts_standin.run()
+    assert not violations, "the table's driver misused the stand-in:\n" + "\n".join(violations)
+    return rows
+
+
+def test_table_is_well_formed():
+    names = [sc.name for sc in T.SCENARIOS]
+    assert len(names) == len(set(names)), "duplicate scenario names"
+    for sc in T.SCENARIOS:
+        assert sc.rows(), "%s records nothing" % sc.name
+
+
+def test_standin_gives_a_row_for_every_step(standin_rows):
+    assert sorted(standin_rows) == sorted(T.expected_keys())
+
+
+def test_compare_catches_planted_mistakes(standin_rows):
+    """compare() on rows made from the stand-in's: with the listed deviations applied
+    it finds nothing; a changed value, a lost row or a deviation gone stale it finds."""
+    def wine_like():
+        rows = {k: T.Row(r.scenario, r.index, r.step, dict(r.values)) for k, r in standin_rows.items()}
+        for d in T.DEVIATIONS:
+            rows[(d.scenario, d.index)].values.update(d.wine)
+        return rows
+
+    assert T.compare(wine_like(), standin_rows) == []
+    wrong = wine_like()
+    wrong[("recv_immediate", 3)].values["ev"] = 0        # "an immediate completion does not signal"
+    assert any("recv_immediate #3" in p and "not a listed" in p for p in T.compare(wrong, standin_rows))
+    lost = wine_like()
+    del lost[("recv_cancel", 5)]
+    assert any("recv_cancel #5" in p and "no row from Wine" in p for p in T.compare(lost, standin_rows))
+    d = T.DEVIATIONS[0]
+    stale = wine_like()
+    stale[(d.scenario, d.index)].values.update(d.standin)  # Wine came to agree with Windows
+    assert any("listed deviation expects" in p for p in T.compare(stale, standin_rows))
+    loose = wine_like()
+    loose[("send_pending_resets_event", 6)].values["n"] += 1   # a field that varies is not compared
+    assert T.compare(loose, standin_rows) == []
+
+
+@pytest.mark.wine
+def test_twin_ran_cleanly(wine_runs):
+    run = wine_runs["twin"]
+    assert run.proc is not None and run.proc.returncode == 0 and not run.other, run.describe()
+
+
+@pytest.mark.wine
+def test_standin_matches_wine(wine_runs, standin_rows):
+    problems = T.compare(wine_runs["twin"].rows, standin_rows)
+    assert not problems, ("the stand-in and Wine disagree (fix the stand-in, or list a "
+                          "Wine-vs-Windows deviation with its source in facts_table.DEVIATIONS):\n"
+                          + "\n".join(problems))
