@@ -10,7 +10,7 @@ signalled. We learn that from ``WSAWaitForMultipleEvents`` and read the outcome
 with ``WSAGetOverlappedResult``. There is exactly one way an op finishes here: *its
 event is seen signalled, and WSAGetOverlappedResult says it is done*. An op that
 completed inside the call that started it (the call returned 0 / TRUE) also
-signals its event (the contract fact ``recv_immediate_signals_event``),
+signals its event (docs/winsock-facts.md, ``recv_immediate_signals_event``),
 so it goes through the very same path and can never complete twice. A call that
 fails with anything but WSA_IO_PENDING started nothing and signals nothing: that
 op is completed with the error at once.
@@ -182,8 +182,8 @@ Error codes: every Winsock/Win32 code goes through
 Testing: the Win32 API object comes from one place, :meth:`WinsockBackend._load_api`
 (a namespace with ``ffi`` and the functions named in ``_winsock_cdef.DLLS``). The
 tests subclass the backend and override only that factory with a scripted
-stand-in (tests/windows/standin.py) that implements the behaviours the contract
-programs pin (tests/windows/contracts/) over real Linux sockets.
+stand-in (tests/windows/standin.py) that implements the behaviours pinned in
+docs/winsock-facts.md over real Linux sockets.
 """
 from __future__ import annotations
 

@@ -1,10 +1,14 @@
 """The stand-in's model, proven against Wine: the scenario table (facts_table.py)
 run by the C twin under Wine and by facts_standin.py against the stand-in must give
-the same rows, except the Wine-vs-Windows deviations listed with their sources."""
+the same rows, except the Wine-vs-Windows deviations listed with their sources;
+and docs/winsock-facts.md must be what facts_doc.py makes of today's runs."""
 from __future__ import annotations
+
+import difflib
 
 import pytest
 
+import facts_doc
 import facts_standin
 import facts_table as T
 
@@ -64,3 +68,14 @@ def test_standin_matches_wine(wine_runs, standin_rows):
     assert not problems, ("the stand-in and Wine disagree (fix the stand-in, or list a "
                           "Wine-vs-Windows deviation with its source in facts_table.DEVIATIONS):\n"
                           + "\n".join(problems))
+
+
+@pytest.mark.wine
+def test_facts_doc_is_current(wine_runs):
+    want = facts_doc.render(wine_runs)
+    have = facts_doc.DOC.read_text() if facts_doc.DOC.exists() else ""
+    if have != want:
+        diff = "".join(difflib.unified_diff(have.splitlines(True), want.splitlines(True),
+                                            "committed", "from today's runs"))
+        pytest.fail("%s is out of date; regenerate it with `python tests/windows/facts_doc.py`\n%s"
+                    % (facts_doc.DOC.name, diff))
