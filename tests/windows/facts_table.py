@@ -18,7 +18,9 @@ nothing; *recorded* verbs print one row each:
 
 ``ev`` is whether the op's event is signalled right then; ``internal`` is
 OVERLAPPED.Internal, which is set to ``UNTOUCHED`` before each call so a call that
-leaves it alone shows. A trailing ``?field,...`` marks fields that vary from run
+leaves it alone shows. Under Wine the event can be signalled a moment before
+Internal is written (Windows writes the status first), so the twin reads Internal
+of a signalled op once it has left STATUS_PENDING (up to 100 ms). A trailing ``?field,...`` marks fields that vary from run
 to run (timing, partial counts); they are printed but not compared.
 
 Each row prints as ``ROW <scenario> <index> <step> | field=value ...``.
@@ -448,6 +450,9 @@ def compare(wine: dict, standin: dict) -> list:
     """Everything wrong between the two tables: a row either side lacks, a difference
     not listed in DEVIATIONS, and a deviation that no longer differs (or differs
     otherwise) -- so the list cannot rot."""
+    for side, rows in (("Wine", wine), ("the stand-in", standin)):
+        if not rows:
+            return ["no rows at all from %s" % side]
     problems = []
     listed = {(d.scenario, d.index): d for d in DEVIATIONS}
     assert len(listed) == len(DEVIATIONS), "two deviations for one row"

@@ -87,11 +87,21 @@ static void row_start(void)
     printf("ROW %s %d %s |", g_scenario, g_index, g_line);
 }
 
+/* Internal once the op's event is seen: Wine signals the event a moment before it
+ * writes Internal (Windows writes the status first), so give it that moment. */
+static unsigned long long settled_internal(Op *o, int ev)
+{
+    int i;
+    for (i = 0; ev && o->ov.Internal == STATUS_PENDING_ && i < 100; i++)
+        Sleep(1);
+    return (unsigned long long)o->ov.Internal;
+}
+
 static void row_call(int ret, int err, Op *o)
 {
+    int ev = is_signalled(o->ev);
     row_start();
-    printf(" ret=%d err=%d ev=%d internal=0x%llx\n", ret, err, is_signalled(o->ev),
-           (unsigned long long)o->ov.Internal);
+    printf(" ret=%d err=%d ev=%d internal=0x%llx\n", ret, err, ev, settled_internal(o, ev));
 }
 
 static void listen_on(Sock *k, int backlog)
@@ -208,7 +218,7 @@ static void step(char **w, int n)
             ev = wait_signalled(o->ev, WAIT_MS);
         }
         row_start();
-        printf(" ev=%d internal=0x%llx\n", ev, (unsigned long long)o->ov.Internal);
+        printf(" ev=%d internal=0x%llx\n", ev, settled_internal(o, ev));
     } else if (!strcmp(v, "result") && n == 3) {
         Sock *k = sock_get(w[1]);
         Op *o = op_get(w[2]);
