@@ -70,8 +70,10 @@ def render(runs: dict) -> str:
                "Fields: `ret` the call's return value, `err` WSAGetLastError (GetLastError for "
                "CancelIoEx), `ev` the op's event signalled, `internal` OVERLAPPED.Internal (set "
                "to 0x%x before each call: that value means the call did not write it; 0x%x is "
-               "STATUS_PENDING), `n` the bytes WSAGetOverlappedResult reports. `~` varies from "
-               "run to run. The stand-in gives the same row unless the last column says otherwise.\n"
+               "STATUS_PENDING; under Wine an op's event can be signalled a moment before Internal "
+               "is written -- Windows writes the status first -- so Internal of a signalled op "
+               "is read once it left STATUS_PENDING), `n` the bytes WSAGetOverlappedResult "
+               "reports. `~` varies from run to run. The stand-in gives the same row unless the last column says otherwise.\n"
                % (T.UNTOUCHED, T.STATUS_PENDING))
     for sc in T.SCENARIOS:
         out.append("### `%s`\n\n%s.\n\n```\n%s\n```\n\n| # | step | under Wine | stand-in |\n|---|---|---|---|"

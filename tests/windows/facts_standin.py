@@ -40,9 +40,9 @@ class _Op:
 class _Run:
     """One scenario against a fresh stand-in."""
 
-    def __init__(self, sc: T.Scenario) -> None:
+    def __init__(self, sc: T.Scenario, options: dict) -> None:
         self.sc = sc
-        self.api = api = StandIn()
+        self.api = api = StandIn(**options)
         self.ffi = api.ffi
         self.socks: dict[str, int] = {}
         self.open: set = set()
@@ -213,11 +213,12 @@ class _Run:
         return list(api.violations)
 
 
-def run(scenarios: list = None) -> tuple:
-    """Rows (keyed like parse_rows) and violations, for every scenario."""
+def run(scenarios: list = None, **options: Any) -> tuple:
+    """Rows (keyed like parse_rows) and violations, for every scenario; ``options``
+    go to the StandIn (``wine_close=True``)."""
     rows, violations = {}, []
     for sc in T.SCENARIOS if scenarios is None else scenarios:
-        r = _Run(sc)
+        r = _Run(sc, options)
         try:
             for i, step in enumerate(sc.steps):
                 r.step(i, step.words)
