@@ -111,7 +111,7 @@ def main() -> int:
     finally:
         if started:
             winetools.stop_wineserver(env)
-    bad = [r.describe() for r in runs.values() if r.proc is None or r.proc.returncode or r.other]
+    bad = [r.describe() for r in runs.values() if not r.complete()]
     if bad:
         print("\n\n".join(bad), file=sys.stderr)
         return 1

@@ -46,6 +46,7 @@ class Run:
         self.lines: dict[str, tuple[str, str]] = {}
         self.other: list[str] = []           # FAIL setup / FAIL watchdog / stray output
         self.rows: dict = {}                 # the twin's ROW lines
+        self.ended: list[str] = []           # the twin's scenarios that ran to their end
         if proc is not None:
             rows, rest = facts_table.parse_rows(proc.stdout)
             self.rows = rows
@@ -53,8 +54,16 @@ class Run:
                 m = _LINE_RE.match(line)
                 if m and m.group(2) not in ("setup", "watchdog"):   # not facts
                     self.lines[m.group(2)] = (m.group(1), m.group(3))
-                elif not line.startswith("END "):
+                elif line.startswith("END "):
+                    self.ended.append(line[4:])
+                else:
                     self.other.append(line)
+
+    def complete(self) -> bool:
+        """Built, ran, exited 0 with nothing unexpected; the twin: every scenario ended."""
+        if self.proc is None or self.proc.returncode or self.other:
+            return False
+        return self.program != TWIN or self.ended == [sc.name for sc in facts_table.SCENARIOS]
 
     def describe(self) -> str:
         if self.build.returncode:

@@ -75,7 +75,7 @@ def test_compare_catches_planted_mistakes(standin_rows):
 @pytest.mark.wine
 def test_twin_ran_cleanly(wine_runs):
     run = wine_runs["twin"]
-    assert run.proc is not None and run.proc.returncode == 0 and not run.other, run.describe()
+    assert run.complete(), run.describe()
 
 
 @pytest.mark.wine
