@@ -28,8 +28,8 @@ class _Op:
         self.keep: list = []   # buffers the kernel may write until the op is done
 
     def arm(self, api: StandIn, *keep: Any) -> Any:
-        """A fresh OVERLAPPED as twin.c's op_arm makes it (the old one may be the
-        kernel's still if a call failed: never reuse it)."""
+        """The OVERLAPPED as twin.c's op_arm prepares it: zeroed, Internal marked,
+        the op's event; ``keep`` holds the buffers the call is given."""
         self.ov = api.ffi.new("WSAOVERLAPPED *")
         self.ov.Internal = T.UNTOUCHED
         self.ov.hEvent = self.ev

@@ -1,5 +1,5 @@
 """The stand-in's beliefs as a table: scenarios run once under Wine (the C twin,
-contracts/twin/twin.c) and once against the stand-in (facts_standin.py), row by
+twin.c) and once against the stand-in (facts_standin.py), row by
 row compared by test_facts_table.py.
 
 A scenario is a small script, one call per line. Both sides interpret the same
