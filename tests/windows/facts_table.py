@@ -132,6 +132,20 @@ SCENARIOS = [_scenario(*s) for s in [
         wait r
         result a r
     """),
+    ("zero_byte_recv_data_ready", "a zero-byte WSARecv with data already there completes in the call", """
+        pair a b
+        peer_send b 3
+        readable a
+        recv a r 0
+        result a r
+    """),
+    ("zero_byte_recv_cancel", "CancelIoEx on a pending zero-byte WSARecv", """
+        pair a b
+        recv a r 0
+        cancel a r
+        wait r
+        result a r
+    """),
     ("recv_peer_fin", "the peer's FIN completes a pending WSARecv with 0 bytes", """
         pair a b
         recv a r 64
