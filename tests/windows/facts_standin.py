@@ -49,7 +49,6 @@ class _Run:
         self.addrs: dict[str, tuple] = {}
         self.ops: dict[str, _Op] = {}
         self.rows: list[T.Row] = []
-        self.ext = {}
 
     # -- helpers -----------------------------------------------------------------
     def sock(self, name: str) -> int:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Optional
 
 UNTOUCHED = 0xBAD1      # Internal before every call: "the call did not write it"
 STATUS_PENDING = 0x103
