@@ -104,13 +104,9 @@ def main() -> int:
     prefix = winetools.prefix_dir()
     env = winetools.wine_env(prefix)
     winetools.ensure_prefix(prefix, env)
-    started = winetools.start_wineserver(env)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            runs = programs.run_all(env, Path(tmp))
-    finally:
-        if started:
-            winetools.stop_wineserver(env)
+    winetools.start_wineserver(env)
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = programs.run_all(env, Path(tmp))
     bad = [r.describe() for r in runs.values() if not r.complete()]
     if bad:
         print("\n\n".join(bad), file=sys.stderr)

@@ -115,19 +115,17 @@ def ensure_prefix(prefix: Path, env: dict[str, str]) -> None:
                                % (prefix, boot.returncode, (boot.stderr or boot.stdout)[-2000:]))
 
 
-def start_wineserver(env: dict[str, str]) -> bool:
-    """Start a persistent wineserver; True if we started it (False: one was running)."""
+def start_wineserver(env: dict[str, str]) -> None:
+    """Start a wineserver that stays 30 s after its last program (if none runs yet).
+
+    It is never killed: sessions share the prefix, and killing the server ends
+    every program running on it, another session's too (seen as a contract
+    program exiting midway). ``.ci/run`` kills its private prefix's server itself.
+    """
     # it daemonizes: no pipes, or run() would wait for the daemon's end
-    proc = subprocess.run([wineserver_binary(), "-p"], env=env, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                          timeout=30, check=False)
-    return proc.returncode == 0   # 2 = a server for this prefix is already running
-
-
-def stop_wineserver(env: dict[str, str]) -> None:
-    subprocess.run([wineserver_binary(), "-k"], env=env, stdin=subprocess.DEVNULL,
+    subprocess.run([wineserver_binary(), "-p30"], env=env, stdin=subprocess.DEVNULL,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30,
-                   check=False)
+                   check=False)   # exit 2: a server for this prefix is already running
 
 
 def build(source: Path, out: Path) -> subprocess.CompletedProcess:
