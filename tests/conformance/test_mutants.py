@@ -214,6 +214,21 @@ class TruncationHiddenBackend(SelectorsBackend):
         super().__init__(filtered, ready)
 
 
+class V6PeerCutToTwoBackend(SelectorsBackend):
+    """Reports an IPv6 peer as ``(host, port)``, dropping flowinfo and scope id:
+    not the family's usual tuple form."""
+
+    name = "mutant-v6-peer-cut"
+
+    def __init__(self, complete, ready):
+        def filtered(op, value, error):
+            if op.kind is OpKind.ACCEPT and error is None and len(value[1]) == 4:
+                value = (value[0], value[1][:2])
+            complete(op, value, error)
+
+        super().__init__(filtered, ready)
+
+
 def _connreset_left_on():
     """The Windows backend (over its stand-in) without SIO_UDP_CONNRESET switched
     off: a port unreachable fails the next WSARecvFrom, as in cpython gh-91227."""
@@ -304,6 +319,16 @@ def test_recvfroms_out_of_order_are_caught():
 def test_hidden_truncation_is_caught():
     with pytest.raises(AssertionError, match="truncated datagram gave"):
         checks.check_datagram_truncation(TruncationHiddenBackend)
+
+
+def test_ipv6_peer_in_the_wrong_form_is_caught():
+    from .test_ipv6 import _ipv6_loopback, test_stream_ops_on_ipv6_loopback
+
+    if not _ipv6_loopback():
+        pytest.skip("this host has no IPv6 loopback (::1)")
+    with harness.open_proactor(V6PeerCutToTwoBackend) as px:
+        with pytest.raises(AssertionError, match="::1"):
+            test_stream_ops_on_ipv6_loopback(px, V6PeerCutToTwoBackend)
 
 
 def test_icmp_error_failing_recvfrom_is_caught():
