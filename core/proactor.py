@@ -222,9 +222,7 @@ class Proactor:
             # (else it would fail, or pend forever, only once a peer shows up)
             raise ValueError("accept needs a listening socket (made by listen(), or listen() called on it)")
         op = self._op(_ACCEPT, listener, tag, callback)
-        if timeout is not None:
-            self._arm(op, timeout)
-        self._pending += 1
+        self._count_in(op, timeout)
         self._backend.accept(op)
         return op
 
@@ -274,9 +272,7 @@ class Proactor:
             return op
         if sock_made:
             self._connect_socks.add(op)
-        if timeout is not None:
-            self._arm(op, timeout)
-        self._pending += 1
+        self._count_in(op, timeout)
         self._backend.connect(op, resolved)
         return op
 
@@ -289,9 +285,7 @@ class Proactor:
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an int in 0..65535, not {port!r}")
         op = self._op(_CONNECT, sock, tag, callback)
-        if timeout is not None:
-            self._arm(op, timeout)
-        self._pending += 1
+        self._count_in(op, timeout)
         inner: list = [None]  # the resolve or connect op under way
 
         def finish(value: Any, error: Optional[BaseException]) -> None:
@@ -358,9 +352,7 @@ class Proactor:
                 raise TypeError(f"resolve's {name} must be an int, not {value!r}")
         op = self._op(_RESOLVE, None, tag, callback)
         op.buf = (host, port)
-        if timeout is not None:
-            self._arm(op, timeout)
-        self._pending += 1
+        self._count_in(op, timeout)
         if self._resolver is None:
             self._resolver = Resolver()
 
@@ -494,9 +486,7 @@ class Proactor:
         if not self._has_readable:
             raise NotImplementedError(f"the {self.backend_name} backend has no readable op")
         op = self._op(_READABLE, sock, tag, callback)
-        if timeout is not None:
-            self._arm(op, timeout)
-        self._pending += 1
+        self._count_in(op, timeout)
         self._backend.readable(op)
         return op
 
@@ -522,9 +512,7 @@ class Proactor:
         self._check_backend_has("shutdown")
         op = self._op(_SHUTDOWN, sock, tag, callback)
         op.buf = how
-        if timeout is not None:
-            self._arm(op, timeout)
-        self._pending += 1
+        self._count_in(op, timeout)
         self._backend.shutdown(op)
         return op
 
@@ -565,9 +553,7 @@ class Proactor:
         self._check_backend_has("recvfrom")
         op = self._op(_RECVFROM, sock, tag, callback)
         op.buf = buf
-        if timeout is not None:
-            self._arm(op, timeout)
-        self._pending += 1
+        self._count_in(op, timeout)
         self._backend.recvfrom(op)
         return op
 
@@ -589,9 +575,7 @@ class Proactor:
         op = self._op(_SENDTO, sock, tag, callback)
         op.buf = data
         op._view = (view, address)
-        if timeout is not None:
-            self._arm(op, timeout)
-        self._pending += 1
+        self._count_in(op, timeout)
         self._backend.sendto(op)
         return op
 
@@ -717,9 +701,7 @@ class Proactor:
             _seconds("timeout", timeout)  # (before the op changes)
         op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._bk = None
         op._view = view
-        if timeout is not None:
-            self._arm(op, timeout)
-        self._pending += 1
+        self._count_in(op, timeout)
         if not size:
             self._complete(op, 0, None)
         elif kind is _RECV:
@@ -742,9 +724,7 @@ class Proactor:
         op = self._op(kind, sock, tag, callback)
         op.buf = bufs
         op._view = view
-        if timeout is not None:
-            self._arm(op, timeout)
-        self._pending += 1
+        self._count_in(op, timeout)
         if not len(view):
             self._complete(op, 0, None)  # only empty buffers: nothing to do, as for one empty buffer
         elif kind is _RECV:
@@ -1043,6 +1023,14 @@ class Proactor:
             self._collect_posts()
 
     # -- timers ------------------------------------------------------------------
+    def _count_in(self, op: Op, timeout: Optional[float]) -> None:
+        """The last step before the backend gets ``op``: arm this submission's
+        ``timeout=`` (if any; a bad one raises with nothing counted) and count the op
+        pending. (recv() and send() do the same inline: the per-message path.)"""
+        if timeout is not None:
+            self._arm(op, timeout)
+        self._pending += 1
+
     def _arm(self, op: Op, seconds: Any) -> None:
         """Arm ``timeout=`` for this submission of ``op``, before it goes to the
         backend (a bad ``seconds`` raises first, and nothing is submitted)."""
