@@ -1,7 +1,7 @@
 """cffi builders.
 
 ``ffibuilder``: the Winsock binding, out-of-line ABI mode, no C compiler needed.
-Building the wheel writes ``overlapio/backends/_winsock_ffi.py``, a pure-Python
+Building the wheel writes ``overlapio/backends/winsock/_ffi.py``, a pure-Python
 module holding the pre-parsed cdef (the same on every platform, so one wheel
 could serve all).
 
@@ -11,7 +11,7 @@ cannot be compiled, the install goes on without it and the ``uring`` backend
 says it is unavailable and why.
 
 setup.py wires both in with ``cffi_modules``. The cdefs live in
-``backends/_winsock_cdef.py`` and ``backends/uring_cdef.py``. They are loaded by file
+``backends/winsock/cdef.py`` and ``backends/uring_cdef.py``. They are loaded by file
 path, not imported as ``overlapio.backends...``: at build time the package is not
 installed, and importing it would run ``overlapio/__init__``.
 
@@ -29,18 +29,18 @@ import cffi
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _load_cdef_module(name):
-    path = os.path.join(_HERE, "backends", name + ".py")
-    spec = importlib.util.spec_from_file_location("_overlapio_" + name, path)
+def _load_cdef_module(*path):
+    filename = os.path.join(_HERE, "backends", *path) + ".py"
+    spec = importlib.util.spec_from_file_location("_overlapio_" + "_".join(path), filename)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 ffibuilder = cffi.FFI()
-ffibuilder.cdef(_load_cdef_module("_winsock_cdef").CDEF)
+ffibuilder.cdef(_load_cdef_module("winsock", "cdef").CDEF)
 # None as the source = ABI mode: the generated module dlopen()s the DLLs at run time
-ffibuilder.set_source("overlapio.backends._winsock_ffi", None)
+ffibuilder.set_source("overlapio.backends.winsock._ffi", None)
 
 _uring = _load_cdef_module("uring_cdef")
 uring_ffibuilder = cffi.FFI()

@@ -23,7 +23,7 @@ ENTRY_POINT_GROUP = "overlapio.backends"
 
 _BUILTINS = {
     "posix": "overlapio.backends.posix_selectors:SelectorsBackend",
-    "winsock": "overlapio.backends.winsock_events:WinsockBackend",
+    "winsock": "overlapio.backends.winsock:WinsockBackend",
     "uring": "overlapio.backends.uring:UringBackend",  # Linux io_uring; never the default (yet)
 }
 

@@ -30,7 +30,7 @@ def test_wheel_installs_only_the_overlapio_package(wheel):
     assert top == {"overlapio"}
     for needed in ("overlapio/py.typed", "overlapio/lines.py", "overlapio/core/proactor.py",
                    "overlapio/backends/posix_selectors.py",
-                   "overlapio/backends/_winsock_ffi.py", "overlapio/backends/winsock_events.py"):
+                   "overlapio/backends/winsock/_ffi.py", "overlapio/backends/winsock/backend.py"):
         assert needed in names
     entry_points = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith("entry_points.txt"))).decode()

@@ -32,7 +32,7 @@ def test_install_with_a_compiler_that_fails(tmp_path):
     (whl,) = out.glob("overlapio-*.whl")
     names = zipfile.ZipFile(whl).namelist()
     assert not [n for n in names if "_uring_ffi" in n], names
-    assert "overlapio/backends/_winsock_ffi.py" in names and "overlapio/backends/uring.py" in names
+    assert "overlapio/backends/winsock/_ffi.py" in names and "overlapio/backends/uring.py" in names
 
     target = tmp_path / "site"
     r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(whl)],

@@ -12,7 +12,8 @@ import struct
 import time
 from typing import Any
 
-from overlapio.backends import _winsock_cdef as C
+from overlapio.backends.winsock import cdef as C
+from overlapio.backends.winsock.api import lib
 
 import facts_table as T
 from standin import StandIn
@@ -73,7 +74,7 @@ class _Run:
         ffi.memmove(guid, getattr(C, "WSAID_" + which.upper()).bytes_le, 16)
         out = ffi.new("LPFN_%s *" % which.upper())
         nret = ffi.new("DWORD *")
-        if self.api.WSAIoctl(fd, C.SIO_GET_EXTENSION_FUNCTION_POINTER, guid, ffi.sizeof("GUID"), out,
+        if self.api.WSAIoctl(fd, lib.SIO_GET_EXTENSION_FUNCTION_POINTER, guid, ffi.sizeof("GUID"), out,
                              ffi.sizeof(out[0]), nret, ffi.NULL, ffi.NULL):
             raise RuntimeError("WSAIoctl(%s): %d" % (which, self.api.WSAGetLastError()))
         return out[0]
@@ -86,7 +87,7 @@ class _Run:
 
     def sockaddr(self, addr: tuple) -> Any:
         sa = self.ffi.new("struct sockaddr_in *")
-        sa.sin_family = C.AF_INET
+        sa.sin_family = lib.AF_INET
         sa.sin_port = socket.htons(addr[1])
         self.ffi.memmove(self.ffi.addressof(sa[0], "sin_addr"), socket.inet_aton(addr[0]), 4)
         return sa
@@ -109,7 +110,7 @@ class _Run:
             self.addrs[args[0]] = lst.getsockname()
             self.new_sock(args[0], lst)
         elif v == "socket":
-            fd = api.WSASocketW(C.AF_INET, C.SOCK_STREAM, C.IPPROTO_TCP, ffi.NULL, 0, C.WSA_FLAG_OVERLAPPED)
+            fd = api.WSASocketW(lib.AF_INET, lib.SOCK_STREAM, lib.IPPROTO_TCP, ffi.NULL, 0, lib.WSA_FLAG_OVERLAPPED)
             self.socks[args[0]] = fd
             self.open.add(args[0])
         elif v == "bind":

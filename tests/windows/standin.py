@@ -99,8 +99,9 @@ from collections import deque
 from time import monotonic
 from typing import Any, Optional
 
-from overlapio.backends import _winsock_cdef as C
-from overlapio.backends.winsock_events import WinsockBackend
+from overlapio.backends.winsock import WinsockBackend
+from overlapio.backends.winsock import cdef as C
+from overlapio.backends.winsock.api import SIO_UDP_NETRESET, lib
 
 __all__ = ["StandIn", "StandInWinsockBackend", "make_backend", "shared_ffi"]
 
@@ -915,13 +916,13 @@ class StandIn:
         if len(addr) == 2:
             p = ffi.cast("struct sockaddr_in *", ptr)
             ffi.memmove(p, bytes(ffi.sizeof("struct sockaddr_in")), ffi.sizeof("struct sockaddr_in"))
-            p.sin_family = C.AF_INET
+            p.sin_family = lib.AF_INET
             p.sin_port = socket.htons(addr[1])
             ffi.memmove(ffi.addressof(p[0], "sin_addr"), socket.inet_pton(socket.AF_INET, addr[0]), 4)
         else:
             p = ffi.cast("struct sockaddr_in6 *", ptr)
             ffi.memmove(p, bytes(ffi.sizeof("struct sockaddr_in6")), ffi.sizeof("struct sockaddr_in6"))
-            p.sin6_family = C.AF_INET6
+            p.sin6_family = lib.AF_INET6
             p.sin6_port = socket.htons(addr[1])
             p.sin6_flowinfo = socket.htonl(addr[2])
             p.sin6_scope_id = addr[3]
@@ -930,11 +931,11 @@ class StandIn:
     def _read_sockaddr(self, ptr: Any, length: int) -> Optional[tuple]:
         ffi = self.ffi
         family = ffi.cast("struct sockaddr *", ptr).sa_family
-        if family == C.AF_INET and length >= ffi.sizeof("struct sockaddr_in"):
+        if family == lib.AF_INET and length >= ffi.sizeof("struct sockaddr_in"):
             p = ffi.cast("struct sockaddr_in *", ptr)
             raw = bytes(ffi.buffer(ffi.addressof(p[0], "sin_addr"), 4))
             return socket.AF_INET, (socket.inet_ntop(socket.AF_INET, raw), socket.ntohs(p.sin_port))
-        if family == C.AF_INET6 and length >= ffi.sizeof("struct sockaddr_in6"):
+        if family == lib.AF_INET6 and length >= ffi.sizeof("struct sockaddr_in6"):
             p = ffi.cast("struct sockaddr_in6 *", ptr)
             raw = bytes(ffi.buffer(ffi.addressof(p[0], "sin6_addr"), 16))
             return socket.AF_INET6, (socket.inet_ntop(socket.AF_INET6, raw), socket.ntohs(p.sin6_port),
@@ -943,9 +944,9 @@ class StandIn:
 
     def _sockaddr_len(self, ptr: Any) -> int:
         family = self.ffi.cast("struct sockaddr *", ptr).sa_family
-        return self.ffi.sizeof("struct sockaddr_in6" if family == C.AF_INET6 else "struct sockaddr_in")
+        return self.ffi.sizeof("struct sockaddr_in6" if family == lib.AF_INET6 else "struct sockaddr_in")
 
-    # ======================= the API (names as in _winsock_cdef.DLLS) =======================
+    # ======================= the API (names as in winsock/cdef.DLLS) =======================
     def WSAStartup(self, version: int, data: Any) -> int:
         return 0
 
@@ -1019,7 +1020,7 @@ class StandIn:
                                  alertable: int) -> int:
         with self._lock:
             self.wait_calls += 1
-            if not 1 <= count <= C.WSA_MAXIMUM_WAIT_EVENTS:
+            if not 1 <= count <= lib.WSA_MAXIMUM_WAIT_EVENTS:
                 self._set_err(87)
                 return WAIT_FAILED
             evs = [self._events.get(self._key(handles[i])) for i in range(count)]
@@ -1208,11 +1209,11 @@ class StandIn:
 
     # -- sockets ----------------------------------------------------------------------
     def WSASocketW(self, af: int, type: int, proto: int, info: Any, group: int, flags: int) -> int:
-        family = {C.AF_INET: socket.AF_INET, C.AF_INET6: socket.AF_INET6}.get(af)
-        if family is None or not flags & C.WSA_FLAG_OVERLAPPED:
+        family = {lib.AF_INET: socket.AF_INET, lib.AF_INET6: socket.AF_INET6}.get(af)
+        if family is None or not flags & lib.WSA_FLAG_OVERLAPPED:
             self._violation("WSASocketW: only overlapped AF_INET/AF_INET6 sockets are scripted")
             self._set_err(10047)
-            return C.INVALID_SOCKET
+            return lib.INVALID_SOCKET
         return socket.socket(family, type, proto).detach()
 
     def closesocket(self, s: int) -> int:
@@ -1246,7 +1247,7 @@ class StandIn:
             if ks is None:
                 self._set_err(10038)
                 return -1
-            if level == C.SOL_SOCKET and name == C.SO_UPDATE_ACCEPT_CONTEXT:
+            if level == lib.SOL_SOCKET and name == lib.SO_UPDATE_ACCEPT_CONTEXT:
                 if length != self.ffi.sizeof("SOCKET"):
                     self._set_err(10014)
                     return -1
@@ -1257,7 +1258,7 @@ class StandIn:
                     return -1
                 self.accept_ctx_updates += 1
                 return 0
-            if level == C.SOL_SOCKET and name == C.SO_UPDATE_CONNECT_CONTEXT:
+            if level == lib.SOL_SOCKET and name == lib.SO_UPDATE_CONNECT_CONTEXT:
                 if not ks.connectex_ok:
                     self._set_err(10057)
                     return -1
@@ -1285,16 +1286,16 @@ class StandIn:
             if self._sock(s) is None:
                 self._set_err(10038)
                 return -1
-            if code in (C.SIO_UDP_CONNRESET, C.SIO_UDP_NETRESET):
+            if code in (lib.SIO_UDP_CONNRESET, SIO_UDP_NETRESET):
                 ks = self._sock(s)
                 if not ks.dgram or inlen != self.ffi.sizeof("BOOL"):
                     self._set_err(10022 if not ks.dgram else 10014)
                     return -1
                 self.udp_ioctls += 1
-                if code == C.SIO_UDP_CONNRESET:
+                if code == lib.SIO_UDP_CONNRESET:
                     ks.connreset = bool(self.ffi.cast("BOOL *", inbuf)[0])
                 return 0
-            if code != C.SIO_GET_EXTENSION_FUNCTION_POINTER:
+            if code != lib.SIO_GET_EXTENSION_FUNCTION_POINTER:
                 self._set_err(10045)
                 return -1
             if inlen != self.ffi.sizeof("GUID") or outlen < 8:

@@ -1,4 +1,4 @@
-"""Layer 1: backends/_winsock_cdef.py checked against the real Win64 SDK headers.
+"""Layer 1: backends/winsock/cdef.py checked against the real Win64 SDK headers.
 
 See bindcheck.py for what is compared and how. The broken-cdef cases prove the check
 can fail: each plants one mistake the check must report.
@@ -10,6 +10,7 @@ without the overlapio package being importable.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +28,7 @@ needs_toolchain = pytest.mark.skipif(bindcheck.toolchain_missing() is not None,
 
 def _load_cdef():
     spec = importlib.util.spec_from_file_location(
-        "_winsock_cdef_under_test", ROOT / "backends" / "_winsock_cdef.py")
+        "_winsock_cdef_under_test", ROOT / "backends" / "winsock" / "cdef.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -35,15 +36,18 @@ def _load_cdef():
 
 cdefmod = _load_cdef()
 GUIDS = {name: tuple(getattr(cdefmod, name)) for name in GUID_NAMES}
+# every integer constant of the cdef (its ``#define`` lines)
+CONSTANT_NAMES = re.findall(r"^#define (\w+) ", cdefmod.CDEF, re.M)
 
 
 # --- host-only sanity (no toolchain needed) -------------------------------------
 
 def test_public_names_and_constants():
-    for name, value in cdefmod.CONSTANTS.items():
-        assert getattr(cdefmod, name) == value
-    assert cdefmod.INVALID_SOCKET == 2**64 - 1 and cdefmod.SOCKET_ERROR == -1
-    assert cdefmod.WSA_MAXIMUM_WAIT_EVENTS == 64
+    # (cffi refuses dlopen(None) on Windows)
+    lib = cdefmod.make_ffi().dlopen("kernel32.dll" if sys.platform == "win32" else None)
+    assert CONSTANT_NAMES and all(isinstance(getattr(lib, name), int) for name in CONSTANT_NAMES)
+    assert lib.INVALID_SOCKET == 2**64 - 1 and lib.SOCKET_ERROR == -1
+    assert lib.WSA_MAXIMUM_WAIT_EVENTS == 64
     assert cdefmod.WSAID_ACCEPTEX.bytes_le == bytes.fromhex("f17d36b5accbcf1195ca00805f48a192")
     assert set(cdefmod.DLLS) == {"ws2_32", "mswsock", "kernel32"}
 
@@ -74,7 +78,7 @@ def test_cdef_matches_sdk():
     for names in cdefmod.DLLS.values():
         for fn in names:
             assert "__typeof__(&%s)" % fn in src
-    for name in cdefmod.CONSTANTS:
+    for name in CONSTANT_NAMES:
         assert "(%s) ==" % name in src
     for cname in ("struct _OVERLAPPED", "struct _WSABUF", "struct WSAData",
                   "struct sockaddr_in6", "LPFN_ACCEPTEX", "LPFN_CONNECTEX"):

@@ -23,9 +23,9 @@ def _load(name: str, path: Path):
 def test_generated_module_matches_inline_ffi(tmp_path):
     build = _load("_overlapio_build_ffi", ROOT / "build_ffi.py")
     out = Path(build.ffibuilder.compile(tmpdir=str(tmp_path)))
-    assert out == tmp_path / "overlapio" / "backends" / "_winsock_ffi.py"
+    assert out == tmp_path / "overlapio" / "backends" / "winsock" / "_ffi.py"
     generated = _load("_overlapio_winsock_ffi", out).ffi
-    inline = _load("_overlapio_cdef", ROOT / "backends" / "_winsock_cdef.py").make_ffi()
+    inline = _load("_overlapio_cdef", ROOT / "backends" / "winsock" / "cdef.py").make_ffi()
     for ctype in ("OVERLAPPED", "WSABUF", "WSADATA", "GUID", "struct sockaddr_in6",
                   "struct sockaddr_storage", "LPFN_ACCEPTEX", "SOCKET", "DWORD"):
         assert generated.sizeof(ctype) == inline.sizeof(ctype), ctype

@@ -18,8 +18,8 @@ from collections import Counter
 import pytest
 
 from overlapio import Proactor
-from overlapio.backends import _winsock_cdef as C
-from overlapio.backends import winsock_events
+from overlapio.backends.winsock.api import lib
+from overlapio.backends.winsock import ops as winsock_ops
 
 from standin import StandInWinsockBackend, WineCloseStandInBackend
 from test_standin import G0_OPS, collect, settle, socketpairs, standin
@@ -265,7 +265,7 @@ def test_a_cancelled_accept_whose_client_reset_completes_cancelled():
     client = socket.create_connection(listener.getsockname())
     try:
         time.sleep(0.05)
-        api.fail_next_accepts[:] = [C.WSAECONNRESET]
+        api.fail_next_accepts[:] = [lib.WSAECONNRESET]
         acc = p.accept(listener)  # fails in the kernel at once (its event is set)
         assert p.cancel(acc)  # too late to cancel: its real outcome is a reset client
         collect(p, [acc])
@@ -277,7 +277,7 @@ def test_a_cancelled_accept_whose_client_reset_completes_cancelled():
 
 # -- sends larger than one WSABUF ------------------------------------------------------------
 def test_a_send_larger_than_one_wsabuf_is_one_wsasend(monkeypatch):
-    monkeypatch.setattr(winsock_events, "_MAX_CHUNK", 1000)  # a WSABUF's limit, scaled down
+    monkeypatch.setattr(winsock_ops, "MAX_CHUNK", 1000)  # a WSABUF's limit, scaled down
     p = Proactor(backend=StandInWinsockBackend)
     a, b = socketpairs(1)[0]
     got = bytearray()

@@ -29,7 +29,7 @@ import pytest
 
 import overlapio
 from overlapio import Proactor
-from overlapio.backends.winsock_events import WinsockBackend
+from overlapio.backends.winsock import WinsockBackend
 
 from standin import StandInWinsockBackend, WineCloseStandInBackend
 

@@ -1,9 +1,9 @@
-"""The cffi declarations the Windows (overlapped Winsock + event objects) backend uses.
+"""The cffi declarations of the Windows backend: types, constants, functions, DLLs.
 
 One source of truth for three consumers:
 
 * ``build_ffi.py`` turns :data:`CDEF` into the out-of-line ABI-mode module
-  ``overlapio.backends._winsock_ffi`` (no compiler needed);
+  ``overlapio.backends.winsock._ffi`` (no compiler needed);
 * :func:`make_ffi` gives an in-line ``cffi.FFI`` from the same text, the fallback
   when that generated module is absent (``pip install -e .``);
 * ``tests/windows/bindcheck.py`` compiles the same text as C11 static asserts
@@ -32,7 +32,6 @@ from typing import NamedTuple
 
 __all__ = [
     "CDEF",
-    "CONSTANTS",
     "DLLS",
     "Guid",
     "WSAID_ACCEPTEX",
@@ -40,100 +39,6 @@ __all__ = [
     "WSAID_GETACCEPTEXSOCKADDRS",
     "make_ffi",
 ]
-# (every key of CONSTANTS is also a module-level name, e.g. WSA_IO_PENDING)
-
-# --- integer constants: Python names AND cdef ``#define``s (the dict is the source) ---
-CONSTANTS: dict[str, int] = {
-    # overlapped-I/O status codes (WSAGetLastError / GetLastError / Internal)
-    "ERROR_INVALID_HANDLE": 6,
-    "ERROR_INVALID_PARAMETER": 87,
-    "ERROR_NETNAME_DELETED": 64,        # peer reset seen by GetOverlappedResult
-    "ERROR_SEM_TIMEOUT": 121,
-    "ERROR_OPERATION_ABORTED": 995,     # cancelled (CancelIoEx / closesocket)
-    "ERROR_IO_INCOMPLETE": 996,
-    "ERROR_IO_PENDING": 997,
-    "ERROR_NOT_FOUND": 1168,            # CancelIoEx: nothing left to cancel
-    "ERROR_CONNECTION_REFUSED": 1225,
-    "STATUS_PENDING": 0x103,            # OVERLAPPED.Internal while the kernel owns the op
-    "ERROR_CONNECTION_ABORTED": 1236,
-    "ERROR_PORT_UNREACHABLE": 1234,
-    "WSA_INVALID_HANDLE": 6,
-    "WSA_INVALID_PARAMETER": 87,        # e.g. more than 64 events to one wait
-    "WSA_OPERATION_ABORTED": 995,
-    "WSA_IO_INCOMPLETE": 996,           # WSAGetOverlappedResult(fWait=FALSE): not yet
-    "WSA_IO_PENDING": 997,              # the op was accepted and runs in the background
-    # Winsock errors a backend maps to Python OSError subclasses
-    "WSAEINTR": 10004,
-    "WSAEFAULT": 10014,
-    "WSAEINVAL": 10022,                 # e.g. ConnectEx on an unbound socket
-    "WSAEWOULDBLOCK": 10035,
-    "WSAENOTSOCK": 10038,               # what Wine reports for a closed socket's op
-    "WSAEMSGSIZE": 10040,
-    "WSAEOPNOTSUPP": 10045,
-    "WSAEAFNOSUPPORT": 10047,
-    "WSAEADDRINUSE": 10048,
-    "WSAEADDRNOTAVAIL": 10049,
-    "WSAENETDOWN": 10050,
-    "WSAENETUNREACH": 10051,
-    "WSAENETRESET": 10052,
-    "WSAECONNABORTED": 10053,
-    "WSAECONNRESET": 10054,
-    "WSAENOBUFS": 10055,
-    "WSAEISCONN": 10056,
-    "WSAENOTCONN": 10057,
-    "WSAESHUTDOWN": 10058,
-    "WSAETIMEDOUT": 10060,
-    "WSAECONNREFUSED": 10061,
-    "WSAEHOSTUNREACH": 10065,
-    "WSANOTINITIALISED": 10093,
-    # waiting on event objects (WSAWaitForMultipleEvents / WaitFor*Object*)
-    "WAIT_OBJECT_0": 0,
-    "WAIT_TIMEOUT": 258,
-    "WAIT_FAILED": 0xFFFFFFFF,
-    "INFINITE": 0xFFFFFFFF,
-    "MAXIMUM_WAIT_OBJECTS": 64,
-    "WSA_WAIT_EVENT_0": 0,
-    "WSA_WAIT_TIMEOUT": 258,
-    "WSA_WAIT_FAILED": 0xFFFFFFFF,
-    "WSA_INFINITE": 0xFFFFFFFF,
-    "WSA_MAXIMUM_WAIT_EVENTS": 64,      # one wait sees at most 64 events
-    # sockets: creation, options, shutdown
-    "AF_UNSPEC": 0,
-    "AF_INET": 2,
-    "AF_INET6": 23,                     # not Linux's 10
-    "SOCK_STREAM": 1,
-    "SOCK_DGRAM": 2,
-    "IPPROTO_TCP": 6,
-    "IPPROTO_UDP": 17,
-    "TCP_NODELAY": 1,
-    "WSA_FLAG_OVERLAPPED": 0x01,
-    "WSA_FLAG_NO_HANDLE_INHERIT": 0x80,
-    "INVALID_SOCKET": 0xFFFFFFFFFFFFFFFF,  # (SOCKET)(~0), not -1: SOCKET is unsigned
-    "SOCKET_ERROR": -1,
-    "SOMAXCONN": 0x7FFFFFFF,
-    "SOL_SOCKET": 0xFFFF,               # not Linux's 1
-    "SO_REUSEADDR": 0x0004,
-    "SO_LINGER": 0x0080,
-    "SO_SNDBUF": 0x1001,
-    "SO_RCVBUF": 0x1002,
-    "SO_ERROR": 0x1007,
-    "SO_EXCLUSIVEADDRUSE": -5,          # (int)(~SO_REUSEADDR)
-    "SO_UPDATE_ACCEPT_CONTEXT": 0x700B,  # after AcceptEx
-    "SO_UPDATE_CONNECT_CONTEXT": 0x7010,  # after ConnectEx
-    "SD_RECEIVE": 0,
-    "SD_SEND": 1,
-    "SD_BOTH": 2,
-    # WSAIoctl code to fetch AcceptEx/ConnectEx/GetAcceptExSockaddrs
-    "SIO_GET_EXTENSION_FUNCTION_POINTER": 0xC8000006,  # _WSAIORW(IOC_WS2, 6)
-    # UDP: an ICMP "port unreachable" must not fail the next WSARecvFrom (switched off)
-    "SIO_UDP_CONNRESET": 0x9800000C,    # _WSAIOW(IOC_VENDOR, 12)
-}
-globals().update(CONSTANTS)
-# _WSAIOW(IOC_VENDOR, 15): documented, but not in mingw-w64's headers, so not in
-# CONSTANTS (the binding check compares those with the headers); derived from the
-# checked SIO_UDP_CONNRESET, its neighbour in the same _WSAIOW(IOC_VENDOR, n) family.
-SIO_UDP_NETRESET = CONSTANTS["SIO_UDP_CONNRESET"] - 12 + 15
-
 
 # --- extension-function GUIDs (mswsock.h), to fill a GUID for WSAIoctl ---
 class Guid(NamedTuple):
@@ -374,16 +279,49 @@ void   GetAcceptExSockaddrs(PVOID lpOutputBuffer, DWORD dwReceiveDataLength,
                 struct sockaddr **RemoteSockaddr, INT *RemoteSockaddrLength);
 """
 
-_DEFINES = "\n".join("#define %s %d" % (name, value) for name, value in CONSTANTS.items())
+# Integer constants: only here, as ``#define``s; Python reads them from a lib of
+# the ffi (``lib.WSA_IO_PENDING``, see api.py), and the binding check compares
+# each with the SDK's.
+_DEFINES = r"""
+/* overlapped-I/O status codes (WSAGetLastError / GetLastError / Internal) */
+#define ERROR_NETNAME_DELETED 64  /* peer reset seen by GetOverlappedResult */
+#define STATUS_PENDING 0x103  /* OVERLAPPED.Internal while the kernel owns the op */
+#define WSA_IO_PENDING 997  /* the op was accepted and runs in the background */
+/* Winsock errors a backend maps to Python OSError subclasses */
+#define WSAEMSGSIZE 10040
+#define WSAECONNABORTED 10053
+#define WSAECONNRESET 10054
+/* waiting on event objects (WSAWaitForMultipleEvents / WaitFor*Object*) */
+#define WSA_WAIT_TIMEOUT 258
+#define WSA_WAIT_FAILED 0xFFFFFFFF
+#define WSA_INFINITE 0xFFFFFFFF
+#define WSA_MAXIMUM_WAIT_EVENTS 64  /* one wait sees at most 64 events */
+/* sockets: creation, options, shutdown */
+#define AF_INET 2
+#define AF_INET6 23  /* not Linux's 10 */
+#define SOCK_STREAM 1
+#define IPPROTO_TCP 6
+#define WSA_FLAG_OVERLAPPED 0x01
+#define INVALID_SOCKET 0xFFFFFFFFFFFFFFFF  /* (SOCKET)(~0), not -1: SOCKET is unsigned */
+#define SOCKET_ERROR -1
+#define SOL_SOCKET 0xFFFF  /* not Linux's 1 */
+#define SO_UPDATE_ACCEPT_CONTEXT 0x700B  /* after AcceptEx */
+#define SO_UPDATE_CONNECT_CONTEXT 0x7010  /* after ConnectEx */
+#define SD_SEND 1
+/* WSAIoctl code to fetch AcceptEx/ConnectEx/GetAcceptExSockaddrs */
+#define SIO_GET_EXTENSION_FUNCTION_POINTER 0xC8000006  /* _WSAIORW(IOC_WS2, 6) */
+/* UDP: an ICMP "port unreachable" must not fail the next WSARecvFrom (switched off) */
+#define SIO_UDP_CONNRESET 0x9800000C  /* _WSAIOW(IOC_VENDOR, 12) */
+"""
 
-#: The whole cdef: types, then the constants as ``#define``s, then the functions.
-CDEF: str = _TYPES + "\n/* integer constants (see CONSTANTS) */\n" + _DEFINES + "\n" + _FUNCTIONS
+#: The whole cdef: types, then the constants, then the functions.
+CDEF: str = _TYPES + _DEFINES + _FUNCTIONS
 
 
 def make_ffi():
     """An in-line ``cffi.FFI`` with :data:`CDEF` applied.
 
-    The fallback when the generated ``overlapio.backends._winsock_ffi`` is missing
+    The fallback when the generated ``overlapio.backends.winsock._ffi`` is missing
     (editable installs). Load each DLL with ``ffi.dlopen(name)`` for ``name`` in
     :data:`DLLS`; on Linux this object is still useful for layouts (``ffi.sizeof``,
     ``ffi.new("OVERLAPPED *")``) because the cdef is fixed-width.
