@@ -41,7 +41,7 @@ class WinsockBackend(Ops, Addresses, EventGroups, SignalWakeup, Backend):
     # -- the one seam: where the Win32 API comes from ---------------------------
     @classmethod
     def _load_api(cls) -> Any:
-        """A namespace with ``ffi`` and the ws2_32/mswsock/kernel32 functions of
+        """A namespace with ``ffi`` and the ws2_32/kernel32 functions of
         ``cdef.DLLS``. Tests override this (and only this)."""
         return load_windows_api()
 

@@ -20,7 +20,6 @@ Rules for editing :data:`CDEF` (the binding check enforces them):
   them with ``__builtin_types_compatible_p``.
 * No ``WINAPI``/``__stdcall``: Win64 has a single calling convention, and plain
   prototypes parse on Linux too.
-* ``wchar_t`` is 4 bytes on Linux: ``WCHAR`` is declared as ``uint16_t``.
 
 This module must not import anything from overlapio: ``build_ffi.py`` loads it by path
 at build time, before the package is installed.
@@ -69,32 +68,26 @@ WSAID_CONNECTEX = Guid(0x25A207B9, 0xDDF3, 0x4660,
                        bytes((0x8E, 0xE9, 0x76, 0xE5, 0x8C, 0x74, 0x06, 0x3E)))
 
 # --- which DLL exports each function (ffi.dlopen one lib per DLL) ---
+# (AcceptEx, ConnectEx and GetAcceptExSockaddrs are not here: the backend fetches
+# them with WSAIoctl(SIO_GET_EXTENSION_FUNCTION_POINTER), which picks the socket's
+# own provider; see the LPFN_* types)
 DLLS: dict[str, list[str]] = {
     "ws2_32": [
-        "WSAStartup", "WSACleanup", "WSAGetLastError", "WSASocketW", "closesocket",
-        "bind", "listen", "getsockname", "getpeername", "shutdown",
-        "setsockopt", "getsockopt", "WSAIoctl", "WSARecv", "WSASend", "WSARecvFrom", "WSASendTo",
+        "WSAGetLastError", "WSASocketW", "closesocket", "shutdown", "setsockopt", "WSAIoctl",
+        "WSARecv", "WSASend", "WSARecvFrom", "WSASendTo",
         "WSACreateEvent", "WSACloseEvent", "WSAResetEvent", "WSASetEvent",
         "WSAWaitForMultipleEvents", "WSAGetOverlappedResult",
     ],
-    # exported by mswsock, but the backend should fetch the pointers with WSAIoctl
-    # (SIO_GET_EXTENSION_FUNCTION_POINTER): that picks the socket's own provider
-    "mswsock": ["AcceptEx", "GetAcceptExSockaddrs"],
-    "kernel32": [
-        "CancelIoEx", "GetLastError", "CreateEventW", "SetEvent", "ResetEvent",
-        "CloseHandle", "WaitForMultipleObjects", "WaitForSingleObject",
-    ],
+    "kernel32": ["CancelIoEx", "GetLastError"],
 }
 
 _TYPES = r"""
 /* Win64 scalar types, fixed width so that the host layout == the Win64 layout */
 typedef uint8_t  UCHAR;
 typedef uint8_t  u_char;
-typedef uint16_t WORD;
 typedef uint16_t USHORT;
 typedef uint16_t u_short;
 typedef uint16_t ADDRESS_FAMILY;
-typedef uint16_t WCHAR;              /* not wchar_t: that is 4 bytes on Linux */
 typedef int32_t  INT;
 typedef int32_t  LONG;
 typedef uint32_t DWORD;
@@ -108,19 +101,8 @@ typedef void    *PVOID;
 typedef void    *LPVOID;
 typedef void    *HANDLE;
 typedef HANDLE   WSAEVENT;
-typedef const WCHAR *LPCWSTR;
 
-/* data passed to WSAStartup / WSAIoctl(SIO_GET_EXTENSION_FUNCTION_POINTER) */
-typedef struct WSAData {
-    WORD  wVersion;
-    WORD  wHighVersion;
-    unsigned short iMaxSockets;      /* Win64 order: these three come first */
-    unsigned short iMaxUdpDg;
-    char *lpVendorInfo;
-    char  szDescription[257];
-    char  szSystemStatus[129];
-} WSADATA;
-
+/* the GUID passed to WSAIoctl(SIO_GET_EXTENSION_FUNCTION_POINTER) */
 typedef struct _GUID {
     ULONG  Data1;
     USHORT Data2;
@@ -150,7 +132,6 @@ typedef OVERLAPPED WSAOVERLAPPED;
 
 /* opaque: only ever passed as NULL */
 typedef struct _WSAPROTOCOL_INFOW WSAPROTOCOL_INFOW;
-typedef struct _SECURITY_ATTRIBUTES SECURITY_ATTRIBUTES;
 typedef void (*LPWSAOVERLAPPED_COMPLETION_ROUTINE)(DWORD dwError, DWORD cbTransferred,
                                                    OVERLAPPED *lpOverlapped, DWORD dwFlags);
 
@@ -191,10 +172,6 @@ struct sockaddr_storage {            /* room for any address; AcceptEx wants +16
     int64_t __ss_align;
     char    __ss_pad2[112];
 };
-struct linger {                      /* SO_LINGER {1, 0}: abortive close (RST) */
-    u_short l_onoff;
-    u_short l_linger;
-};
 
 /* extension functions, fetched at run time with WSAIoctl (8-byte pointers) */
 typedef BOOL (*LPFN_ACCEPTEX)(SOCKET sListenSocket, SOCKET sAcceptSocket,
@@ -211,20 +188,13 @@ typedef void (*LPFN_GETACCEPTEXSOCKADDRS)(PVOID lpOutputBuffer,
 """
 
 _FUNCTIONS = r"""
-/* ws2_32: library lifetime, sockets, options */
-int    WSAStartup(WORD wVersionRequested, WSADATA *lpWSAData);
-int    WSACleanup(void);
+/* ws2_32: errors, sockets, options */
 int    WSAGetLastError(void);
 SOCKET WSASocketW(int af, int type, int protocol, WSAPROTOCOL_INFOW *lpProtocolInfo,
                   GROUP g, DWORD dwFlags);
 int    closesocket(SOCKET s);
-int    bind(SOCKET s, const struct sockaddr *name, int namelen);
-int    listen(SOCKET s, int backlog);
-int    getsockname(SOCKET s, struct sockaddr *name, int *namelen);
-int    getpeername(SOCKET s, struct sockaddr *name, int *namelen);
 int    shutdown(SOCKET s, int how);
 int    setsockopt(SOCKET s, int level, int optname, const char *optval, int optlen);
-int    getsockopt(SOCKET s, int level, int optname, char *optval, int *optlen);
 int    WSAIoctl(SOCKET s, DWORD dwIoControlCode, LPVOID lpvInBuffer, DWORD cbInBuffer,
                 LPVOID lpvOutBuffer, DWORD cbOutBuffer, DWORD *lpcbBytesReturned,
                 WSAOVERLAPPED *lpOverlapped,
@@ -256,27 +226,9 @@ DWORD  WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents, BOOL f
 BOOL   WSAGetOverlappedResult(SOCKET s, WSAOVERLAPPED *lpOverlapped,
                               DWORD *lpcbTransfer, BOOL fWait, DWORD *lpdwFlags);
 
-/* kernel32: cancellation, errors, plain event objects and waits */
+/* kernel32: cancellation, errors */
 BOOL   CancelIoEx(HANDLE hFile, OVERLAPPED *lpOverlapped);
 DWORD  GetLastError(void);
-HANDLE CreateEventW(SECURITY_ATTRIBUTES *lpEventAttributes, BOOL bManualReset,
-                    BOOL bInitialState, LPCWSTR lpName);
-BOOL   SetEvent(HANDLE hEvent);
-BOOL   ResetEvent(HANDLE hEvent);
-BOOL   CloseHandle(HANDLE hObject);
-DWORD  WaitForMultipleObjects(DWORD nCount, const HANDLE *lpHandles, BOOL bWaitAll,
-                              DWORD dwMilliseconds);
-DWORD  WaitForSingleObject(HANDLE hHandle, DWORD dwMilliseconds);
-
-/* mswsock: static exports (prefer the WSAIoctl pointers, see LPFN_*) */
-BOOL   AcceptEx(SOCKET sListenSocket, SOCKET sAcceptSocket, PVOID lpOutputBuffer,
-                DWORD dwReceiveDataLength, DWORD dwLocalAddressLength,
-                DWORD dwRemoteAddressLength, DWORD *lpdwBytesReceived,
-                OVERLAPPED *lpOverlapped);
-void   GetAcceptExSockaddrs(PVOID lpOutputBuffer, DWORD dwReceiveDataLength,
-                DWORD dwLocalAddressLength, DWORD dwRemoteAddressLength,
-                struct sockaddr **LocalSockaddr, INT *LocalSockaddrLength,
-                struct sockaddr **RemoteSockaddr, INT *RemoteSockaddrLength);
 """
 
 # Integer constants: only here, as ``#define``s; Python reads them from a lib of

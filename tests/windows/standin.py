@@ -133,7 +133,7 @@ _ERRNO_TO_WSA = {
 }
 _READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 #: calls whose only record of what they made is their return value (see inject())
-_CREATES_HANDLE = {"WSACreateEvent", "CreateEventW", "WSASocketW"}
+_CREATES_HANDLE = {"WSACreateEvent", "WSASocketW"}
 
 
 def wsa_code(eno: int) -> int:
@@ -346,9 +346,6 @@ class StandIn:
             C.WSAID_CONNECTEX.bytes_le: ("LPFN_CONNECTEX", self._cb_connect),
             C.WSAID_GETACCEPTEXSOCKADDRS.bytes_le: ("LPFN_GETACCEPTEXSOCKADDRS", self._cb_sockaddrs),
         }
-        # the static mswsock exports (the backend should use the WSAIoctl pointers)
-        self.AcceptEx = self._cb_accept
-        self.GetAcceptExSockaddrs = self._cb_sockaddrs
         # fault injection: see inject()
         self._owner = threading.get_ident()
         self._fault: Optional[tuple] = None
@@ -679,7 +676,6 @@ class StandIn:
             delattr(self, name)
         self._cb_accept = self._cb_connect = self._cb_sockaddrs = None
         self._extensions.clear()
-        self.AcceptEx = self.GetAcceptExSockaddrs = None
 
     # -- performing ops -----------------------------------------------------------------
     def _perform_recv(self, k: _KOp) -> Optional[tuple]:
@@ -947,12 +943,6 @@ class StandIn:
         return self.ffi.sizeof("struct sockaddr_in6" if family == lib.AF_INET6 else "struct sockaddr_in")
 
     # ======================= the API (names as in winsock/cdef.DLLS) =======================
-    def WSAStartup(self, version: int, data: Any) -> int:
-        return 0
-
-    def WSACleanup(self) -> int:
-        return 0
-
     def WSAGetLastError(self) -> int:
         return getattr(self._tls, "err", 0)
 
@@ -970,14 +960,6 @@ class StandIn:
             self.events_created += 1
         return self.ffi.cast("WSAEVENT", key)
 
-    def CreateEventW(self, attrs: Any, manual: int, initial: int, name: Any) -> Any:
-        if not manual or name != self.ffi.NULL:
-            self._violation("CreateEventW: only unnamed manual-reset events are scripted")
-        h = self.WSACreateEvent()
-        if initial:
-            self.WSASetEvent(h)
-        return h
-
     def WSACloseEvent(self, h: Any) -> int:
         with self._lock:
             ev = self._events.pop(self._key(h), None)
@@ -992,8 +974,6 @@ class StandIn:
             self.events_closed += 1
             return 1
 
-    CloseHandle = WSACloseEvent
-
     def WSASetEvent(self, h: Any) -> int:
         with self._lock:
             ev = self._events.get(self._key(h))
@@ -1003,8 +983,6 @@ class StandIn:
             self._signal(ev)
             return 1
 
-    SetEvent = WSASetEvent
-
     def WSAResetEvent(self, h: Any) -> int:
         with self._lock:
             ev = self._events.get(self._key(h))
@@ -1013,8 +991,6 @@ class StandIn:
                 return 0
             ev.signalled = False
             return 1
-
-    ResetEvent = WSAResetEvent
 
     def WSAWaitForMultipleEvents(self, count: int, handles: Any, wait_all: int, timeout: int,
                                  alertable: int) -> int:
@@ -1082,13 +1058,6 @@ class StandIn:
             if ev.signalled:
                 return i
         return None
-
-    def WaitForMultipleObjects(self, count: int, handles: Any, wait_all: int, ms: int) -> int:
-        return self.WSAWaitForMultipleEvents(count, handles, wait_all, ms, 0)
-
-    def WaitForSingleObject(self, h: Any, ms: int) -> int:
-        arr = self.ffi.new("WSAEVENT[1]", [h])
-        return self.WSAWaitForMultipleEvents(1, arr, 0, ms, 0)
 
     # -- overlapped recv/send -----------------------------------------------------------
     def WSARecv(self, s: int, bufs: Any, nbufs: int, nrecvd: Any, flags: Any, ov: Any, routine: Any) -> int:
@@ -1267,18 +1236,6 @@ class StandIn:
             self._violation(f"setsockopt({level:#x}, {name:#x}) is not scripted")
             self._set_err(10042)
             return -1
-
-    def _unscripted(self, name: str):
-        def fn(*args: Any) -> int:
-            self._violation(f"{name} is not scripted (the backend uses Python's socket for it)")
-            self._set_err(10045)
-            return -1
-        return fn
-
-    def __getattr__(self, name: str) -> Any:
-        if any(name in names for names in C.DLLS.values()):  # bind, listen, getsockname, ...
-            return self._unscripted(name)
-        raise AttributeError(name)
 
     def WSAIoctl(self, s: int, code: int, inbuf: Any, inlen: int, outbuf: Any, outlen: int, nret: Any,
                  ov: Any, routine: Any) -> int:
