@@ -19,14 +19,18 @@ def readable(bk: Any, slot: Slot, err: int, n: int) -> None:
     bk._finish(slot, None, bk._error(slot, err) if err else None)
 
 
-def recv(bk: Any, slot: Slot, err: int, n: int) -> None:
-    if err == MSGSIZE:  # a datagram socket's recv: the bytes that fit, as POSIX gives them
-        err = 0
+def transferred(bk: Any, slot: Slot, err: int, n: int) -> None:
+    """A sendto's, and a recv's: the byte count, or the error."""
     if err:
         bk._finish(slot, None, bk._error(slot, err))
     else:
         bk._slot_ops[slot.n].nbytes = n
         bk._finish(slot, n, None)
+
+
+def recv(bk: Any, slot: Slot, err: int, n: int) -> None:
+    # a datagram socket's recv that did not take all of it: the bytes that fit, as POSIX gives them
+    transferred(bk, slot, 0 if err == MSGSIZE else err, n)
 
 
 def send(bk: Any, slot: Slot, err: int, n: int) -> None:
@@ -65,14 +69,6 @@ def recvfrom(bk: Any, slot: Slot, err: int, n: int) -> None:
         bk._finish(slot, None, bk._error(slot, err))
     else:
         bk._finish_datagram(slot, n, err == MSGSIZE)
-
-
-def sendto(bk: Any, slot: Slot, err: int, n: int) -> None:
-    if err:
-        bk._finish(slot, None, bk._error(slot, err))
-    else:
-        bk._slot_ops[slot.n].nbytes = n
-        bk._finish(slot, n, None)
 
 
 def connect(bk: Any, slot: Slot, err: int, n: int) -> None:
@@ -131,6 +127,6 @@ def accept(bk: Any, slot: Slot, err: int, n: int) -> None:
 
 #: op kind -> its finisher
 BY_KIND = {OpKind.READABLE: readable, OpKind.RECV: recv, OpKind.SEND: send, OpKind.RECVFROM: recvfrom,
-           OpKind.SENDTO: sendto, OpKind.CONNECT: connect, OpKind.ACCEPT: accept}
+           OpKind.SENDTO: transferred, OpKind.CONNECT: connect, OpKind.ACCEPT: accept}
 #: kinds whose ops on one socket complete in the order they were issued
 IN_ORDER = frozenset((OpKind.RECV, OpKind.SEND, OpKind.RECVFROM, OpKind.SENDTO))
