@@ -31,6 +31,8 @@ import errno
 import functools
 import inspect
 import logging
+import select
+import selectors
 import signal
 import socket
 import sys
@@ -48,6 +50,8 @@ __all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run", "op_future"]
 logger = logging.getLogger(__name__)
 
 _RECV_SIZE = 256 * 1024  # the read buffer of a transport whose protocol is not a BufferedProtocol
+_DATAGRAM_SIZE = 64 * 1024  # a datagram transport's receive buffers: the largest UDP datagram fits
+_DATAGRAM_RECVS = 2  # recvfrom ops a datagram transport keeps pending (one reads while one is handled)
 # Server._attach()/_detach() take the transport from Python 3.13 on.
 _SERVER_TAKES_TRANSPORT = len(inspect.signature(base_events.Server._attach).parameters) > 1
 _ACCEPT_PAUSE = 1.0  # seconds an accept loop rests after running out of descriptors (as asyncio's loops do)
@@ -143,7 +147,8 @@ class EventLoop(base_events.BaseEventLoop):
         self._signal_handlers: "dict[int, events.Handle]" = {}
         self._wakeup_prev = -1  # the wakeup descriptor add_signal_handler replaced
         self._wakeup_ours = False  # the self-socket is in the chain of wakeup descriptors
-        self._transports: "weakref.WeakSet[_SocketTransport]" = weakref.WeakSet()
+        self._transports: "weakref.WeakSet[Any]" = weakref.WeakSet()  # socket and datagram transports
+        self._readiness: "Optional[_ReadinessThread]" = None  # add_reader/add_writer, made at first use
         self._ssock, self._csock = socket.socketpair()
         self._ssock.setblocking(False)
         self._csock.setblocking(False)
@@ -201,6 +206,9 @@ class EventLoop(base_events.BaseEventLoop):
             for sig in list(self._signal_handlers):
                 self.remove_signal_handler(sig)
             self._self_op = None
+            if self._readiness is not None:
+                self._readiness.close()  # its thread ends here
+                self._readiness = None
             for listener in list(self._accept_ops):
                 self._stop_serving(listener)
             self._leftovers.clear()
@@ -250,6 +258,10 @@ class EventLoop(base_events.BaseEventLoop):
             early = self._take_leftover(op.sock, view.nbytes)
             view[:len(early)] = early
             fut.set_result(len(early))
+        elif op.kind is OpKind.RECVFROM and op.sock in self._leftovers and op.exception is None:
+            # A cancelled recvfrom's datagram came in before this one: the earlier first.
+            self._keep_leftover(op)
+            fut.set_result(self._take_datagram(op.sock, op.buf))
         else:
             _settle_future(fut, op)
 
@@ -260,6 +272,9 @@ class EventLoop(base_events.BaseEventLoop):
             return
         if op.kind is OpKind.RECV and op.result:
             self._leftovers.setdefault(op.sock, deque()).append(bytes(memoryview(op.buf)[:op.result]))
+        elif op.kind is OpKind.RECVFROM:
+            self._leftovers.setdefault(op.sock, deque()).append((bytes(memoryview(op.buf)[:op.nbytes]),
+                                                                 op.result.address))
         elif op.kind is OpKind.ACCEPT:
             self._leftovers.setdefault(op.sock, deque()).append(op.result)
 
@@ -274,6 +289,18 @@ class EventLoop(base_events.BaseEventLoop):
         if not queue:
             del self._leftovers[sock]
         return item
+
+    def _take_datagram(self, sock: socket.socket, buf: Any) -> Any:
+        """The oldest kept datagram copied into ``buf`` (cut to fit, as the OS
+        cuts one): ``(nbytes, address)``, or None if none is kept."""
+        item = self._take_leftover(sock)
+        if item is None:
+            return None
+        data, address = item
+        view = memoryview(buf).cast("B")
+        n = min(len(data), view.nbytes)
+        view[:n] = data[:n]
+        return n, address
 
     # -- sock_* coroutines ----------------------------------------------------------------
     def _check_sock(self, sock: socket.socket) -> None:
@@ -320,13 +347,26 @@ class EventLoop(base_events.BaseEventLoop):
         return await self._submit(self._px.accept, sock)
 
     async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> Any:
-        raise _unsupported("sock_recvfrom (datagram sockets)")
+        buf = bytearray(bufsize)
+        n, address = await self.sock_recvfrom_into(sock, buf)
+        return bytes(buf[:n]), address
 
     async def sock_recvfrom_into(self, sock: socket.socket, buf: Any, nbytes: int = 0) -> Any:
-        raise _unsupported("sock_recvfrom_into (datagram sockets)")
+        self._check_sock(sock)
+        view = memoryview(buf).cast("B")
+        if nbytes:
+            view = view[:nbytes]
+        early = self._take_datagram(sock, view)
+        if early is not None:
+            return early
+        n, address = await self._submit(self._px.recvfrom, sock, view)
+        return n, address
 
-    async def sock_sendto(self, sock: socket.socket, data: Any, address: Any) -> Any:
-        raise _unsupported("sock_sendto (datagram sockets)")
+    async def sock_sendto(self, sock: socket.socket, data: Any, address: Any) -> int:
+        self._check_sock(sock)
+        resolved = await self._ensure_resolved(address, family=sock.family, type=sock.type, proto=sock.proto,
+                                               loop=self)
+        return await self._submit(self._px.sendto, sock, data, resolved[0][4])
 
     # -- transports and servers ---------------------------------------------------------
     def _make_socket_transport(self, sock: socket.socket, protocol: Any, waiter: Any = None, *,
@@ -479,22 +519,58 @@ class EventLoop(base_events.BaseEventLoop):
         if sig not in signal.valid_signals():
             raise ValueError(f"invalid signal number {sig}")
 
-    # -- what this loop does not do --------------------------------------------------------
+    # -- readiness callbacks ---------------------------------------------------------------
     def add_reader(self, fd: Any, callback: Any, *args: Any) -> None:
-        raise _unsupported("add_reader (readiness callbacks; use sock_recv or a transport)")
+        """Run ``callback(*args)`` in the loop whenever ``fd`` (a descriptor or an
+        object with ``fileno()``) is readable; replaces an earlier reader of ``fd``."""
+        self._readiness_set(0, fd, callback, args)
 
     def remove_reader(self, fd: Any) -> bool:
-        raise _unsupported("remove_reader (readiness callbacks)")
+        return self._readiness_remove(0, fd)
 
     def add_writer(self, fd: Any, callback: Any, *args: Any) -> None:
-        raise _unsupported("add_writer (readiness callbacks; use sock_sendall or a transport)")
+        """Run ``callback(*args)`` in the loop whenever ``fd`` is writable."""
+        self._readiness_set(1, fd, callback, args)
 
     def remove_writer(self, fd: Any) -> bool:
-        raise _unsupported("remove_writer (readiness callbacks)")
+        return self._readiness_remove(1, fd)
 
-    async def create_datagram_endpoint(self, *args: Any, **kwargs: Any) -> Any:
-        raise _unsupported("create_datagram_endpoint (datagram sockets)")
+    def _readiness_set(self, which: int, fd: Any, callback: Any, args: tuple) -> None:
+        self._check_closed()
+        fd = _fd_of(fd)
+        if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+            raise TypeError(f"coroutines cannot be used as readiness callbacks, not {callback!r}")
+        if self._readiness is None:
+            self._readiness = _ReadinessThread(self)  # started at the first use only
+        self._readiness.set(which, fd, events.Handle(callback, args, self, None))
 
+    def _readiness_remove(self, which: int, fd: Any) -> bool:
+        if self.is_closed() or self._readiness is None:
+            return False
+        return self._readiness.remove(which, _fd_of(fd))
+
+    # -- datagrams -----------------------------------------------------------------------
+    async def create_datagram_endpoint(self, protocol_factory: Any, local_addr: Any = None, remote_addr: Any = None,
+                                       **kwargs: Any) -> Any:
+        """asyncio's ``create_datagram_endpoint`` (every parameter), over this
+        loop's recvfrom and sendto ops."""
+        self._check_datagrams()  # before a socket is made: a backend without them raises at once
+        return await super().create_datagram_endpoint(protocol_factory, local_addr, remote_addr, **kwargs)
+
+    def _check_datagrams(self) -> None:
+        for op in ("recvfrom", "sendto"):
+            try:
+                self._px._check_backend_has(op)
+            except NotImplementedError:
+                raise _unsupported(f"datagram endpoints on the {self._px.backend_name!r} backend (it has no "
+                                   f"{op} op)") from None
+
+    def _make_datagram_transport(self, sock: socket.socket, protocol: Any, address: Any = None, waiter: Any = None,
+                                 extra: Any = None) -> "_DatagramTransport":
+        self._check_datagrams()
+        return _DatagramTransport(self, sock, protocol, address, waiter, extra)
+
+    # -- what this loop does not do --------------------------------------------------------
     async def create_unix_connection(self, *args: Any, **kwargs: Any) -> Any:
         raise _unsupported("create_unix_connection (AF_UNIX sockets)")
 
@@ -512,9 +588,6 @@ class EventLoop(base_events.BaseEventLoop):
 
     async def subprocess_shell(self, *args: Any, **kwargs: Any) -> Any:
         raise _unsupported("subprocesses (subprocess_shell, asyncio.create_subprocess_shell)")
-
-    def _make_datagram_transport(self, *args: Any, **kwargs: Any) -> Any:
-        raise _unsupported("datagram transports")
 
     def _make_read_pipe_transport(self, *args: Any, **kwargs: Any) -> Any:
         raise _unsupported("pipe transports")
@@ -865,6 +938,357 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
             server, self._server = self._server, None
             if server is not None:
                 server._detach(self) if _SERVER_TAKES_TRANSPORT else server._detach()
+
+
+class _DatagramTransport(transports._FlowControlMixin, transports.DatagramTransport):
+    """A datagram transport over overlapio ops: a few recvfrom ops pending while
+    open, and one sendto op per datagram sent (the Proactor sends them in order)."""
+
+    _sock: Optional[socket.socket] = None  # also for __del__ of one whose __init__ failed
+
+    def __init__(self, loop: EventLoop, sock: socket.socket, protocol: Any, address: Any = None, waiter: Any = None,
+                 extra: Any = None) -> None:
+        super().__init__(extra, loop)
+        self._extra["socket"] = trsock.TransportSocket(sock)
+        for key, get in (("sockname", sock.getsockname), ("peername", sock.getpeername)):
+            if key not in self._extra:
+                try:
+                    self._extra[key] = get()
+                except OSError:
+                    self._extra[key] = None
+        self._sock: Optional[socket.socket] = sock
+        self._px = loop._px
+        self._protocol = protocol
+        self._address = address  # remote_addr: the only address sendto() takes
+        self._closing = False
+        self._conn_lost = 0
+        self._lost_called = False
+        self._recvs: "list[Op]" = []  # the pending recvfrom ops
+        self._sending = 0  # bytes in sendto ops not completed yet
+        self._sends = 0  # those ops
+        loop._transports.add(self)
+        loop.call_soon(self._protocol.connection_made, self)
+        loop.call_soon(self._start_reading)  # only once connection_made() ran
+        if waiter is not None:
+            loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._sock is None else "closing" if self._closing else "open"
+        fd = self._sock.fileno() if self._sock is not None else -1
+        return f"<_DatagramTransport fd={fd} {state} write_buffer={self._sending}>"
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if self._sock is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self._sock.close()
+
+    def _close_at_loop_close(self) -> None:
+        if self._sock is not None:
+            warnings.warn(f"unclosed transport {self!r} closed with its event loop", ResourceWarning, source=self)
+            sock, self._sock = self._sock, None
+            self._px.close(sock)
+
+    def get_protocol(self) -> Any:
+        return self._protocol
+
+    def set_protocol(self, protocol: Any) -> None:
+        self._protocol = protocol
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def get_write_buffer_size(self) -> int:
+        return self._sending
+
+    # -- receiving ---------------------------------------------------------------------
+    def _start_reading(self) -> None:
+        for _ in range(_DATAGRAM_RECVS):
+            self._recv_next(bytearray(_DATAGRAM_SIZE))
+
+    def _recv_next(self, buf: bytearray) -> None:
+        if self._closing or self._sock is None:
+            return
+        try:
+            self._recvs.append(self._px.recvfrom(self._sock, buf, self._loop._op_done, self._on_recvfrom))
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on datagram transport")
+
+    def _on_recvfrom(self, op: Op) -> None:
+        if self._sock is None or self._closing:
+            return  # closed meanwhile: the datagram is dropped, as asyncio's loops do
+        self._recvs.remove(op)
+        exc = op.exception
+        try:
+            if exc is None:
+                self._protocol.datagram_received(bytes(memoryview(op.buf)[:op.nbytes]), op.result.address)
+            elif isinstance(exc, OSError):
+                self._protocol.error_received(exc)
+            else:
+                self._fatal_error(exc, "Fatal read error on datagram transport")
+                return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.datagram_received() call failed.")
+            return
+        self._recv_next(op.buf)
+
+    # -- sending -----------------------------------------------------------------------
+    def sendto(self, data: Any, addr: Any = None) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if not data and sys.version_info < (3, 13):
+            return  # (asyncio sends an empty datagram from 3.13 on, and nothing before)
+        if self._address:
+            if addr not in (None, self._address):
+                raise ValueError(f"Invalid address: must be None or {self._address}")
+            addr = self._address
+        elif addr is None:
+            addr = self._extra["peername"]  # a socket connected before it was handed over (sock=)
+        if self._conn_lost:
+            if self._conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.sendto() raised exception.")
+            self._conn_lost += 1
+            return
+        data = bytes(data)  # the op owns it: the caller may reuse theirs at once
+        try:  # (a bad address raises its TypeError/ValueError to the caller)
+            self._px.sendto(self._sock, data, addr, self._loop._op_done, self._on_sent)
+        except OSError as exc:
+            self._protocol.error_received(exc)
+            return
+        self._sends += 1
+        self._sending += len(data)
+        self._maybe_pause_protocol()
+
+    def _on_sent(self, op: Op) -> None:
+        self._sends -= 1
+        self._sending -= len(op.buf)
+        if self._sock is None:
+            return
+        exc = op.exception
+        if isinstance(exc, OSError):
+            self._protocol.error_received(exc)  # (connection refused on a connected socket, say)
+        elif exc is not None and not isinstance(exc, OperationCancelled):
+            self._fatal_error(exc, "Fatal write error on datagram transport")
+            return
+        self._maybe_resume_protocol()
+        if self._closing and not self._sends:
+            self._call_connection_lost(None)
+
+    # -- the end -------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        if not self._sends:  # else the last send's completion ends it
+            self._conn_lost += 1
+            self._loop.call_soon(self._call_connection_lost, None)
+
+    def abort(self) -> None:
+        self._force_close(None)
+
+    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on datagram transport") -> None:
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler({"message": message, "exception": exc, "transport": self,
+                                               "protocol": self._protocol})
+        self._force_close(exc)
+
+    def _force_close(self, exc: Optional[BaseException]) -> None:
+        if self._conn_lost:
+            return
+        self._closing = True
+        self._conn_lost += 1
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: Optional[BaseException]) -> None:
+        if self._lost_called:
+            return
+        self._lost_called = True
+        self._conn_lost = max(self._conn_lost, 1)
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            sock, self._sock = self._sock, None
+            if self._px.closed:
+                sock.close()
+            else:
+                self._px.close(sock)  # pending recvfroms (and sends, on abort) complete cancelled
+            self._protocol = None
+            self._recvs.clear()
+
+
+def _fd_of(fileobj: Any) -> int:
+    """The descriptor of ``fileobj`` (an int, or an object with ``fileno()``)."""
+    if isinstance(fileobj, int):
+        fd = fileobj
+    else:
+        try:
+            fd = int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"Invalid file object: {fileobj!r}") from None
+    if fd < 0:
+        raise ValueError(f"Invalid file descriptor: {fd}")
+    return fd
+
+
+class _ReadinessThread:
+    """``add_reader``/``add_writer``: a selector on a thread of its own (made at
+    the first ``add_*`` call), as tornado and pyzmq add readiness to asyncio's
+    ProactorEventLoop. The thread waits for readiness on the descriptors the loop
+    registered, hands the ready ones to the loop (``call_soon_threadsafe``) and
+    waits until the loop ran their callbacks before it selects again, so a
+    callback that consumes the data is never reported twice for it. The tables
+    belong to the loop thread; the thread reads them under the lock, and a change
+    wakes its select to take it."""
+
+    def __init__(self, loop: EventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._tables: "tuple[dict[int, events.Handle], dict[int, events.Handle]]" = ({}, {})  # readers, writers
+        self._closing = False
+        self._go = threading.Event()  # set: the thread may select (the loop ran what it reported)
+        self._go.set()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._thread = threading.Thread(target=self._run, name="overlapio-asyncio-readiness", daemon=True)
+        self._thread.start()
+
+    # -- the loop thread -------------------------------------------------------------------
+    def set(self, which: int, fd: int, handle: events.Handle) -> None:
+        with self._lock:
+            old = self._tables[which].get(fd)
+            self._tables[which][fd] = handle
+        if old is not None:
+            old.cancel()
+        self._wake()
+
+    def remove(self, which: int, fd: int) -> bool:
+        with self._lock:
+            handle = self._tables[which].pop(fd, None)
+        if handle is None:
+            return False
+        handle.cancel()
+        self._wake()  # before the caller closes fd: the thread must stop watching it
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            handles = [h for table in self._tables for h in table.values()]
+            for table in self._tables:
+                table.clear()
+        for handle in handles:
+            handle.cancel()
+        self._go.set()
+        self._wake()
+        self._thread.join()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:  # full: a wake-up is pending anyway
+            pass
+
+    def _dispatch(self, ready: list) -> None:
+        try:
+            for fd, mask in ready:
+                for which, flag in ((0, selectors.EVENT_READ), (1, selectors.EVENT_WRITE)):
+                    handle = self._tables[which].get(fd)  # (looked up again: an earlier callback may remove it)
+                    if mask & flag and handle is not None and not handle._cancelled:
+                        handle._run()
+        finally:
+            self._go.set()
+
+    # -- the selector thread ---------------------------------------------------------------
+    def _run(self) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(self._wake_r, selectors.EVENT_READ)
+        watched: "dict[int, int]" = {}  # fd -> events registered in the selector
+        closed: "set[int]" = set()  # registered descriptors found closed: left out until removed
+        try:
+            while True:
+                self._go.wait()
+                with self._lock:
+                    if self._closing:
+                        return
+                    want = dict.fromkeys(self._tables[0], selectors.EVENT_READ)
+                    for fd in self._tables[1]:
+                        want[fd] = want.get(fd, 0) | selectors.EVENT_WRITE
+                closed &= want.keys()
+                _sync(selector, watched, {fd: mask for fd, mask in want.items() if fd not in closed})
+                try:
+                    events_ = selector.select()
+                except OSError:  # a descriptor closed under select() (select()-based selectors)
+                    closed |= _drop_closed(selector, watched)
+                    continue
+                ready = []
+                for key, mask in events_:
+                    if key.fileobj is self._wake_r:
+                        try:
+                            while self._wake_r.recv(4096):
+                                pass
+                        except OSError:
+                            pass
+                    else:
+                        ready.append((key.fd, mask))
+                if ready:
+                    self._go.clear()
+                    try:
+                        self._loop.call_soon_threadsafe(self._dispatch, ready)
+                    except RuntimeError:  # the loop is closed
+                        return
+        finally:
+            selector.close()
+
+
+def _sync(selector: selectors.BaseSelector, watched: "dict[int, int]", want: "dict[int, int]") -> None:
+    """Make the selector watch ``want`` (fd -> events); a descriptor the OS
+    refuses (closed) is left out."""
+    for fd in [fd for fd in watched if fd not in want]:
+        del watched[fd]
+        try:
+            selector.unregister(fd)
+        except (KeyError, ValueError, OSError):
+            pass
+    for fd, mask in want.items():
+        if watched.get(fd) == mask:
+            continue
+        try:
+            if fd in watched:
+                selector.modify(fd, mask)
+            else:
+                selector.register(fd, mask)
+            watched[fd] = mask
+        except (KeyError, ValueError, OSError):
+            watched.pop(fd, None)
+            try:
+                selector.unregister(fd)
+            except (KeyError, ValueError, OSError):
+                pass
+
+
+def _drop_closed(selector: selectors.BaseSelector, watched: "dict[int, int]") -> "set[int]":
+    """Unregister the descriptors that were closed; returns them."""
+    gone = set()
+    for fd in list(watched):
+        try:
+            select.select([fd], [], [], 0)
+        except (OSError, ValueError):
+            gone.add(fd)
+            del watched[fd]
+            try:
+                selector.unregister(fd)
+            except (KeyError, ValueError, OSError):
+                pass
+    return gone
 
 
 # -- entry points -------------------------------------------------------------------------
