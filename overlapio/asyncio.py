@@ -1146,6 +1146,8 @@ class _ReadinessThread:
     belong to the loop thread; the thread reads them under the lock, and a change
     wakes its select to take it."""
 
+    selector_class = selectors.DefaultSelector  # (select() on Windows; tests try that one everywhere)
+
     def __init__(self, loop: EventLoop) -> None:
         self._loop = loop
         self._lock = threading.Lock()
@@ -1209,7 +1211,7 @@ class _ReadinessThread:
 
     # -- the selector thread ---------------------------------------------------------------
     def _run(self) -> None:
-        selector = selectors.DefaultSelector()
+        selector = self.selector_class()
         selector.register(self._wake_r, selectors.EVENT_READ)
         watched: "dict[int, int]" = {}  # fd -> events registered in the selector
         closed: "set[int]" = set()  # registered descriptors found closed: left out until removed

@@ -289,3 +289,26 @@ def test_add_reader_on_a_pipe(spec):
             os.close(rfd)
             os.close(wfd)
     oa.run(main(), backend=spec)
+
+
+@pytest.mark.parametrize("selector", ["DefaultSelector", "SelectSelector"])  # SelectSelector: as on Windows
+def test_a_descriptor_closed_while_registered_stops_no_other(spec, selector, monkeypatch):
+    import selectors
+    monkeypatch.setattr(oa._ReadinessThread, "selector_class", getattr(selectors, selector))
+    loop = oa.EventLoop(spec)
+    r1, w1 = socket.socketpair()
+    r2, w2 = socket.socketpair()
+    try:
+        loop.add_reader(r1, lambda: None)
+        loop.run_until_complete(asyncio.sleep(0.05))  # the thread selects on r1
+        r1.close()  # without remove_reader
+        got = []
+        loop.add_reader(r2, lambda: (got.append(r2.recv(10)), loop.stop()))
+        w2.send(b"x")
+        loop.call_later(10, loop.stop)
+        loop.run_forever()
+        assert got == [b"x"]
+    finally:
+        loop.close()
+        for s in (r1, w1, r2, w2):
+            s.close()
