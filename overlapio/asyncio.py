@@ -1242,7 +1242,10 @@ class _ReadinessThread:
                     else:
                         ready.append((key.fd, mask))
                 if ready:
-                    self._go.clear()
+                    with self._lock:  # (close() sets _closing under it, then _go: never lost here)
+                        if self._closing:
+                            return
+                        self._go.clear()
                     try:
                         self._loop.call_soon_threadsafe(self._dispatch, ready)
                     except RuntimeError:  # the loop is closed
