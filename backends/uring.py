@@ -668,11 +668,13 @@ class UringBackend(Backend):
                 self._unqueue(op, st)
                 self._complete(op, None, self._error(op, res, cancelled))
         elif kind is _RECVFROM:
-            if res == -errno.ECONNREFUSED and not cancelled and st.live:
+            if res == -errno.ECONNREFUSED:
                 # (a connected socket) an ICMP port unreachable for an earlier send: no datagram
-                del self._inflight[ud]
-                self._start_recvfrom(st, op)
-                return
+                if not cancelled and st.live:
+                    del self._inflight[ud]
+                    self._start_recvfrom(st, op)
+                    return
+                res = -_ECANCELED  # it took no datagram
             self._unqueue(op, st)
             if res >= 0:
                 size = len(keep.bufs[0])
