@@ -4,8 +4,9 @@ One ring per Proactor. A recv or send is a request appended to two Python lists
 (no cffi call per op); ``poll()`` hands them to one C call that writes
 their SQEs, submits them all and waits in one ``io_uring_enter``, and the C half
 (``uring_cdef.py``) copies the completions into two flat arrays that Python walks
-once. Accept, connect and cancel write their SQE directly, after the list (so the
-ring keeps submission order).
+once. Accept, connect, cancel and the other ops (list recv and send:
+``RECVMSG``/``SENDMSG``; shutdown; recvfrom: ``RECVMSG``; sendto: ``SENDMSG``)
+write their SQE directly, after the list (so the ring keeps submission order).
 
 Order: each socket keeps FIFO queues of its recvs and sends, and only the head
 of each is in the kernel, so several pending recvs (or sends) on one socket
@@ -14,9 +15,13 @@ queued ahead first goes out as far as the socket takes it at once
 (``MSG_DONTWAIT``, as ``try_send``); what is left goes with ``MSG_WAITALL``: the
 kernel itself retries short sends, and its completion says how many bytes went
 out (all of them, or how many before an error or a cancel).
+A socket's send queue also holds its list sends, sendtos and shutdowns, so a
+shutdown goes in only once the sends before it have completed; its recvfroms
+have a queue of their own.
 
 Buffers: every op in the kernel is in ``_Ring.inflight`` by its user data,
-with the cffi view of its buffer, until its completion arrives: on every path
+with the cffi view of its buffer (or, for a ``RECVMSG``/``SENDMSG``, the ``_Msg``
+holding its msghdr, sockaddr room, iovec array and buffers), until its completion arrives: on every path
 (cancel, close, an exception, garbage collection) the kernel never writes into
 memory Python has freed. ``close()`` cancels them all and waits for each
 completion.
@@ -38,8 +43,8 @@ from time import monotonic
 from typing import Any, Optional
 
 from ..core.backend import Backend
-from ..core.errors import OperationCancelled, normalize, os_error
-from ..core.op import Op, OpKind
+from ..core.errors import OperationCancelled, normalize, os_error, send_after_shutdown
+from ..core.op import Op, OpKind, datagram
 
 try:
     from ._uring_ffi import ffi, lib
@@ -53,6 +58,7 @@ else:
     _uring_wait, _uring_queue = lib.uring_wait, lib.uring_queue
 
 _RECV, _SEND, _ACCEPT, _READABLE = OpKind.RECV, OpKind.SEND, OpKind.ACCEPT, OpKind.READABLE
+_RECVFROM, _SENDTO, _SHUTDOWN = OpKind.RECVFROM, OpKind.SENDTO, OpKind.SHUTDOWN
 _SQ_ENTRIES = 1024
 _CQ_ENTRIES = 16384  # completions the kernel can post between two polls without overflowing
 _MIN_KERNEL = (6, 0)  # MSG_WAITALL sends that report partial progress on error or cancel
@@ -60,6 +66,9 @@ _CLOSE_WAIT = 10.0  # seconds close() waits for the kernel to give back every bu
 _ECANCELED = errno.ECANCELED
 _SOCK_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
 _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_MSG_TRUNC = getattr(socket, "MSG_TRUNC", 0)
+_LIST_SEND_FLAGS = getattr(socket, "MSG_WAITALL", 0) | getattr(socket, "MSG_NOSIGNAL", 0)  # as a single send's
+_SENDTO_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
 _ADDR_ROOM = 128  # a sockaddr_storage, then its socklen_t
 
 # accept() errors caused by a client that went away before it was accepted:
@@ -111,18 +120,20 @@ def _probe() -> Optional[str]:
 class _Sock:
     """A socket's queues: the head of ``recvs`` and of ``sends`` is in the kernel."""
 
-    __slots__ = ("sock", "fd", "req", "recvs", "sends", "accepts", "readers", "connect", "live")
+    __slots__ = ("sock", "fd", "req", "recvs", "sends", "froms", "accepts", "readers", "connect", "live", "shut")
 
     def __init__(self, sock: socket.socket, fd: int) -> None:
         self.sock = sock
         self.fd = fd
         self.req = fd << 1  # the fd as a queued request carries it (see _Ring.sq)
         self.recvs: deque[Op] = deque()
-        self.sends: deque[Op] = deque()
+        self.sends: deque[Op] = deque()  # sends, sendtos and shutdowns, in submission order
+        self.froms: deque[Op] = deque()  # recvfroms
         self.accepts: list[Op] = []  # all in the kernel at once
         self.readers: list[Op] = []  # readable ops (poll requests, no buffer): all in the kernel at once
         self.connect: Optional[Op] = None
         self.live = True  # False once closed: completions start nothing more
+        self.shut = False  # a shutdown op was submitted: later sends fail (it waits in sends, or ran)
 
 
 class _Ring:
@@ -202,6 +213,7 @@ class UringBackend(Backend):
     """Socket ops as io_uring requests."""
 
     name = "uring"
+    multi_buffer = True
 
     @classmethod
     def unavailable_reason(cls) -> Optional[str]:
@@ -262,6 +274,9 @@ class UringBackend(Backend):
         return False
 
     def _start_recv(self, st: _Sock, op: Op) -> None:
+        if op._view is not None:  # a list of buffers
+            self._start_msg(st, op, _Msg(op._view), 0, 0)
+            return
         keep = from_buffer(op.buf)  # (the core checked that it is writable; one argument parses fastest)
         ud = self._ud
         self._ud = ud + 1
@@ -274,6 +289,9 @@ class UringBackend(Backend):
         self._inflight[ud] = (op, st, keep)
 
     def _start_send(self, st: _Sock, op: Op) -> None:
+        if op.kind is not _SEND or type(op._view) is tuple:  # a list of buffers, a sendto, a shutdown
+            self._start_other_send(st, op)
+            return
         keep = from_buffer(op._view)
         ud = self._ud
         self._ud = ud + 1
@@ -294,13 +312,54 @@ class UringBackend(Backend):
         self._flush()
         self._started(op, st, keep, ud, lib.uring_accept(self._r, st.fd, keep, keep + _ADDR_ROOM, ud))
 
+    def _start_other_send(self, st: _Sock, op: Op) -> None:
+        """The head of ``st.sends`` that is not a single-buffer send: a list send
+        (``SENDMSG``, from the byte it got to), a sendto or a shutdown."""
+        kind = op.kind
+        if kind is _SHUTDOWN:
+            ud = self._ud
+            self._ud = ud + 1
+            self._flush()
+            if not self._started(op, st, None, ud, lib.uring_shutdown(self._r, st.fd, op.buf, ud)):
+                self._start_next(op, st)
+            return
+        try:
+            if kind is _SENDTO:
+                data, address = op._view
+                msg = _Msg((data,), 0, _pack_sockaddr(op.sock.family, address))
+            else:
+                msg = _Msg(op._view, op.nbytes)
+        except OSError as exc:  # an address of a family the backend does not pack
+            self._unqueue(op, st)
+            self._complete(op, None, exc)
+            self._start_next(op, st)
+            return
+        self._start_msg(st, op, msg, _SENDTO_FLAGS if kind is _SENDTO else _LIST_SEND_FLAGS, 1)
+
+    def _start_recvfrom(self, st: _Sock, op: Op) -> None:
+        # MSG_TRUNC: the result is the datagram's whole length, so a truncation shows.
+        self._start_msg(st, op, _Msg((op.buf,), 0, None), _MSG_TRUNC, 0)
+
+    def _start_msg(self, st: _Sock, op: Op, msg: "_Msg", flags: int, send: int) -> None:
+        """Write ``op``'s SENDMSG or RECVMSG; ``msg`` (all the memory it hands the
+        kernel) stays in the table with it until its completion."""
+        ud = self._ud
+        self._ud = ud + 1
+        self._flush()
+        rc = lib.uring_msg(self._r, st.fd, msg.m, msg.iov, msg.niov, msg.namelen, flags, send, ud)
+        if not self._started(op, st, msg, ud, rc):
+            self._start_next(op, st)
+
     def _start_next(self, op: Op, st: _Sock) -> None:
         """After ``op`` left the kernel: the head of its queue goes in, if not yet."""
         kind = op.kind
         if kind is _RECV:
             if st.recvs and st.recvs[0]._bk not in self._inflight:
                 self._start_recv(st, st.recvs[0])
-        elif kind is _SEND:
+        elif kind is _RECVFROM:
+            if st.froms and st.froms[0]._bk not in self._inflight:
+                self._start_recvfrom(st, st.froms[0])
+        elif kind is _SEND or kind is _SENDTO or kind is _SHUTDOWN:
             if st.sends and st.sends[0]._bk not in self._inflight:
                 self._start_send(st, st.sends[0])
 
@@ -342,6 +401,9 @@ class UringBackend(Backend):
         recvs = st.recvs
         recvs.append(op)
         if len(recvs) == 1:
+            if op._view is not None:  # a list of buffers
+                self._start_recv(st, op)
+                return
             # _start_recv, inlined: the per-message path.
             keep = from_buffer(op.buf)
             ud = self._ud
@@ -363,6 +425,13 @@ class UringBackend(Backend):
             # send that fits completes here, as with try_send: no SQE, no CQE, no
             # extra poll per message. Only the rest goes through the ring.
             view = op._view
+            if type(view) is tuple:  # a list of buffers: one SENDMSG
+                if st.shut:
+                    self._complete(op, None, send_after_shutdown())
+                    return
+                sends.append(op)
+                self._start_send(st, op)
+                return
             try:
                 n = self.try_send(sock, view)
             except OSError as exc:
@@ -376,18 +445,42 @@ class UringBackend(Backend):
             sends.append(op)
             self._start_send(st, op)
             return
+        if st.shut:  # queued behind a shutdown op: it would go out after the FIN
+            self._complete(op, None, send_after_shutdown())
+            return
         sends.append(op)
+
+    def sendto(self, op: Op) -> None:
+        st = self._socks.get(op.sock) or self._state(op.sock)
+        st.sends.append(op)
+        if len(st.sends) == 1:
+            self._start_send(st, op)
+
+    def shutdown(self, op: Op) -> None:
+        st = self._socks.get(op.sock) or self._state(op.sock)
+        st.shut = True
+        st.sends.append(op)  # it runs once the sends submitted before it are out
+        if len(st.sends) == 1:
+            self._start_send(st, op)
+
+    def recvfrom(self, op: Op) -> None:
+        st = self._socks.get(op.sock) or self._state(op.sock)
+        st.froms.append(op)
+        if len(st.froms) == 1:
+            self._start_recvfrom(st, op)
 
     def try_send(self, sock: socket.socket, data: Any) -> int:
         st = self._socks.get(sock)
         if st is not None and st.sends:
+            if st.shut:
+                raise send_after_shutdown()
             return 0  # they go first
         try:
             return sock.send(data, _MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return 0
         except OSError as exc:
-            raise normalize(exc)
+            raise send_after_shutdown() if st is not None and st.shut else normalize(exc)
 
     def cancel(self, op: Op) -> None:
         ud = op._bk
@@ -397,10 +490,12 @@ class UringBackend(Backend):
         st = self._socks.get(op.sock)
         if st is None:
             return
-        for queue in (st.recvs, st.sends):
+        for queue in (st.recvs, st.sends, st.froms):
             if op in queue:  # queued behind the head, not in the kernel yet
                 queue.remove(op)
                 op._bk = None
+                if op.kind is _SHUTDOWN:
+                    st.shut = False  # it never ran: the sending side stays open
                 self._complete(op, None, OperationCancelled())
                 return
 
@@ -410,6 +505,8 @@ class UringBackend(Backend):
             # Not submitted yet: it never reaches the kernel, so it ends here.
             _, st, _ = self._inflight.pop(ud)
             self._unqueue(op, st)
+            if op.kind is _SHUTDOWN:
+                st.shut = False  # it never ran: the sending side stays open
             self._complete(op, None, OperationCancelled())
             if st.live:
                 self._start_next(op, st)
@@ -446,7 +543,7 @@ class UringBackend(Backend):
         if self._by_fd.get(st.fd) is st:
             del self._by_fd[st.fd]
         in_kernel = [*st.accepts, *st.readers]
-        for queue in (st.recvs, st.sends):
+        for queue in (st.recvs, st.sends, st.froms):
             if queue:
                 in_kernel.append(queue.popleft())
                 for op in queue:
@@ -570,6 +667,32 @@ class UringBackend(Backend):
             else:
                 self._unqueue(op, st)
                 self._complete(op, None, self._error(op, res, cancelled))
+        elif kind is _RECVFROM:
+            if res == -errno.ECONNREFUSED:
+                # (a connected socket) an ICMP port unreachable for an earlier send: no datagram
+                if not cancelled and st.live:
+                    del self._inflight[ud]
+                    self._start_recvfrom(st, op)
+                    return
+                res = -_ECANCELED  # it took no datagram
+            self._unqueue(op, st)
+            if res >= 0:
+                size = len(keep.bufs[0])
+                op.nbytes = n = min(res, size)  # res: the datagram's whole length (MSG_TRUNC)
+                self._complete(op, datagram(n, _unpack_sockaddr(keep.name()), res > size), None)
+            else:
+                self._complete(op, None, self._error(op, res, cancelled))
+        elif kind is _SENDTO:
+            self._unqueue(op, st)
+            if res >= 0:
+                op.nbytes = res
+            self._complete(op, res if res >= 0 else None, None if res >= 0 else self._error(op, res, cancelled))
+        elif kind is _SHUTDOWN:
+            self._unqueue(op, st)
+            error = None if res >= 0 else self._error(op, res, cancelled)
+            if isinstance(error, OperationCancelled):
+                st.shut = False  # it never ran: the sending side stays open
+            self._complete(op, None, error)
         else:  # connect
             if st.connect is op:
                 st.connect = None
@@ -590,7 +713,8 @@ class UringBackend(Backend):
 
     def _unqueue(self, op: Op, st: _Sock) -> None:
         kind = op.kind
-        queue = st.recvs if kind is _RECV else st.sends if kind is _SEND else None
+        queue = st.recvs if kind is _RECV else st.froms if kind is _RECVFROM else \
+            st.sends if kind is _SEND or kind is _SENDTO or kind is _SHUTDOWN else None
         if queue is not None:
             if queue and queue[0] is op:
                 queue.popleft()
@@ -614,7 +738,7 @@ class UringBackend(Backend):
                     self._unqueue(entry[0], entry[1])
             self._reap(r.nstaged)
         for st in list(self._socks.values()):
-            for queue in (st.recvs, st.sends):
+            for queue in (st.recvs, st.sends, st.froms):
                 while queue and queue[0].done:
                     queue.popleft()
                 if queue:
@@ -668,16 +792,61 @@ def _pack_sockaddr(family: int, address: Any) -> bytes:
     raise OSError(errno.EAFNOSUPPORT, f"the uring backend connects IPv4 and IPv6 sockets, not family {family}")
 
 
+def _unpack_sockaddr(raw: bytes) -> Any:
+    """The address tuple of a C ``sockaddr`` the kernel filled (``None`` for a
+    family other than IPv4 and IPv6)."""
+    family = struct.unpack_from("=H", raw)[0]
+    if family == socket.AF_INET:
+        return socket.inet_ntop(family, raw[4:8]), struct.unpack_from("!H", raw, 2)[0]
+    if family == socket.AF_INET6:
+        port, flow = struct.unpack_from("!HI", raw, 2)
+        return socket.inet_ntop(family, raw[8:24]), port, flow, struct.unpack_from("=I", raw, 24)[0]
+    return None
+
+
 def _accepted(listener: socket.socket, fd: int, keep: Any) -> tuple:
     """The accepted socket (non-blocking, as the kernel made it) and its peer address."""
     conn = socket.socket(listener.family, listener.type | _SOCK_NONBLOCK, listener.proto, fileno=fd)
-    raw = ffi.buffer(keep, _ADDR_ROOM)[:]
-    family = struct.unpack_from("=H", raw)[0]
-    if family == socket.AF_INET:
-        addr: Any = (socket.inet_ntop(family, raw[4:8]), struct.unpack_from("!H", raw, 2)[0])
-    elif family == socket.AF_INET6:
-        port, flow = struct.unpack_from("!HI", raw, 2)
-        addr = (socket.inet_ntop(family, raw[8:24]), port, flow, struct.unpack_from("=I", raw, 24)[0])
-    else:
-        addr = conn.getpeername()
-    return conn, addr
+    addr = _unpack_sockaddr(ffi.buffer(keep, _ADDR_ROOM)[:])
+    return conn, conn.getpeername() if addr is None else addr
+
+
+class _Msg:
+    """All the memory one SENDMSG or RECVMSG hands the kernel: the msghdr with
+    room for a sockaddr, the iovec array and the pinned buffers. It stays in
+    ``_Ring.inflight`` with its op until the op's completion, as a single
+    buffer does. ``len()`` is the op's byte count over all its buffers, so that
+    a list send completes (and resumes after a short send) through the code of
+    a single send."""
+
+    __slots__ = ("m", "iov", "bufs", "niov", "namelen", "size")
+
+    def __init__(self, views: Any, skip: int = 0, name: Optional[bytes] = b"") -> None:
+        """``views`` from byte ``skip`` on (a list send resumed); ``name``: the
+        address to send to, ``None`` for room for the sender's, ``b""`` for none."""
+        self.bufs = bufs = [from_buffer(v) for v in views]  # (the core checked them: writable for a recv)
+        self.size = sum(map(len, bufs))
+        self.iov = iov = ffi.new("struct iovec[]", len(bufs))
+        i = 0
+        for b in bufs:
+            n = len(b)
+            if skip and skip >= n:
+                skip -= n
+                continue
+            iov[i].iov_base = b + skip
+            iov[i].iov_len = n - skip
+            skip = 0
+            i += 1
+        self.niov = i
+        self.m = ffi.new("struct uring_msg *")
+        if name is None:
+            self.namelen = _ADDR_ROOM
+        else:
+            self.namelen = len(name)
+            ffi.memmove(self.m.name, name, len(name))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def name(self) -> bytes:
+        return ffi.buffer(self.m.name)[:]

@@ -46,6 +46,11 @@ int uring_wait(struct uring *r, int64_t timeout_ns, int64_t *q, void **bufs, uns
 int uring_accept(struct uring *r, int fd, void *addr, void *addrlen, uint64_t ud);
 int uring_connect(struct uring *r, int fd, void *addr, unsigned addrlen, uint64_t ud);
 int uring_poll_in(struct uring *r, int fd, uint64_t ud);
+struct iovec { void *iov_base; size_t iov_len; ...; };
+struct uring_msg { char name[128]; ...; };
+int uring_msg(struct uring *r, int fd, struct uring_msg *m, struct iovec *iov, unsigned niov,
+              unsigned namelen, int flags, int send, uint64_t ud);
+int uring_shutdown(struct uring *r, int fd, int how, uint64_t ud);
 int uring_cancel(struct uring *r, uint64_t target);
 int uring_void(struct uring *r, uint64_t ud);
 """
@@ -60,6 +65,7 @@ SOURCE = r"""
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <linux/io_uring.h>
 
 #ifndef __NR_io_uring_setup
@@ -387,6 +393,48 @@ int uring_poll_in(struct uring *r, int fd, uint64_t ud)
     sqe->opcode = IORING_OP_POLL_ADD;
     sqe->fd = fd;
     sqe->poll32_events = POLLIN;
+    sqe->user_data = ud;
+    return 0;
+}
+
+/* What one IORING_OP_SENDMSG/RECVMSG hands the kernel besides its iovec array
+   and buffers: the msghdr and room for a sockaddr (a sockaddr_storage). */
+struct uring_msg {
+    char name[128];
+    struct msghdr hdr;
+};
+
+/* SENDMSG (send) or RECVMSG of the niov buffers in iov, with m's name (namelen
+   bytes: the address to send to, or the room for the sender's; 0: none). m, iov
+   and the buffers stay the caller's until the op's completion. */
+int uring_msg(struct uring *r, int fd, struct uring_msg *m, struct iovec *iov, unsigned niov,
+              unsigned namelen, int flags, int send, uint64_t ud)
+{
+    struct io_uring_sqe *sqe = get_sqe(r);
+    if (!sqe)
+        return -EBUSY;
+    memset(&m->hdr, 0, sizeof m->hdr);
+    m->hdr.msg_name = namelen ? m->name : NULL;
+    m->hdr.msg_namelen = namelen;
+    m->hdr.msg_iov = iov;
+    m->hdr.msg_iovlen = niov;
+    sqe->opcode = send ? IORING_OP_SENDMSG : IORING_OP_RECVMSG;
+    sqe->fd = fd;
+    sqe->addr = (uint64_t)(uintptr_t)&m->hdr;
+    sqe->len = 1;
+    sqe->msg_flags = (unsigned)flags;
+    sqe->user_data = ud;
+    return 0;
+}
+
+int uring_shutdown(struct uring *r, int fd, int how, uint64_t ud)
+{
+    struct io_uring_sqe *sqe = get_sqe(r);
+    if (!sqe)
+        return -EBUSY;
+    sqe->opcode = IORING_OP_SHUTDOWN;
+    sqe->fd = fd;
+    sqe->len = (unsigned)how;
     sqe->user_data = ud;
     return 0;
 }

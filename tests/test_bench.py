@@ -311,11 +311,12 @@ def test_end_to_end_pingpong(contestant):
 
 @linux_only
 @pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
-@pytest.mark.parametrize("contestant", ["c-epoll", "overlapio-posix", "asyncio-protocol"])
+@pytest.mark.parametrize("contestant", ["c-epoll", "overlapio-posix", "asyncio-protocol",
+                                        pytest.param("overlapio-uring", marks=needs_uring)])
 def test_end_to_end_udp_pingpong(contestant):
     from bench.workloads import overlapio_server
     tools = harness.Tools.build()
-    spec = overlapio_server("posix") if contestant == "overlapio-posix" else \
+    spec = overlapio_server(contestant.removeprefix("overlapio-")) if contestant.startswith("overlapio-") else \
         next(s for s in STATIC_SERVERS if s.name == contestant)
     s = Settings(warmup=0.2, duration=0.8)
     rec = harness.run_network(Task("udp", contestant, 0, 64, 10), spec, tools, s, harness.child_env())

@@ -240,13 +240,61 @@ def test_buffers_outlive_a_proactor_dropped_without_close(cycle):
         assert not sorted(after - before), "the ring or its eventfd was not closed"
 
 
+def test_no_optional_part_is_left_out():
+    """Every optional op of the Backend contract is there, so that no conformance
+    check skips on uring for a missing op."""
+    cls = uring.UringBackend
+    assert cls.multi_buffer
+    for method in ("readable", "shutdown", "recvfrom", "sendto"):
+        assert getattr(cls, method) is not getattr(overlapio.Backend, method), method
+
+
+@needs_uring
+@pytest.mark.parametrize("cycle", [False, True])
+def test_message_ops_keep_their_memory_while_the_kernel_holds_them(cycle):
+    """A list recv and a recvfrom (RECVMSG: a msghdr, an iovec array and a sockaddr
+    besides the buffers) in the kernel when the Proactor is dropped without
+    close(): its finaliser cancels them and waits, and nothing lands in them later."""
+    gc.collect()
+    before = fd_snapshot()
+    left, right = socket.socketpair()
+    u1 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u2.bind(("127.0.0.1", 0))
+        px = Proactor("uring")
+        bufs = [bytearray(4), bytearray(4)]
+        gram = bytearray(8)
+        ops = [px.recv(right, bufs), px.recvfrom(u2, gram)]
+        px.wait(0.05)  # in the kernel now
+        kept = [px._backend._inflight[op._bk][2] for op in ops]
+        assert all(isinstance(k, uring._Msg) for k in kept), kept
+        if cycle:
+            ops[0].tag = (ops, px)  # only the cycle collector frees them
+        del px, ops, kept
+        gc.collect()
+        left.send(b"too late")
+        u1.sendto(b"too late", u2.getsockname())
+        assert right.recv(8) == b"too late" and u2.recv(8) == b"too late"
+        assert bytes(bufs[0] + bufs[1]) == bytes(8) and bytes(gram) == bytes(8)
+    finally:
+        for s in (left, right, u1, u2):
+            s.close()
+    gc.collect()
+    after = fd_snapshot()
+    if before is not None:
+        assert not sorted(after - before), "the ring or its eventfd was not closed"
+
+
 @needs_uring
 def test_interpreter_exit_with_ops_in_the_kernel(tmp_path):
     code = textwrap.dedent("""
         import socket, overlapio
         px = overlapio.Proactor("uring")
         a, b = socket.socketpair()
-        ops = [px.recv(b, bytearray(1 << 16)), px.send(a, bytes(8 << 20))]
+        u = px.bind(("127.0.0.1", 0))
+        ops = [px.recv(b, bytearray(1 << 16)), px.send(a, bytes(8 << 20)), px.recvfrom(u, bytearray(64)),
+               px.recv(a, [bytearray(8), bytearray(8)]), px.send(b, [bytes(4 << 20), bytes(4 << 20)])]
         px.wait(0.05)
         print("exiting", flush=True)
     """)
