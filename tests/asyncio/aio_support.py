@@ -1,5 +1,5 @@
-"""The backends the asyncio tests run the overlapio event loop on: ``posix``
-where it is available, and the Windows backend over its scripted Winsock
+"""The backends the asyncio tests run the overlapio event loop on: ``posix`` and
+``uring`` where they are available, and the Windows backend over its scripted Winsock
 stand-in (tests/windows/standin.py) off Windows, ``winsock`` on Windows.
 ``OVERLAPIO_BACKEND=NAME`` runs them on that backend alone instead (a registry
 name such as ``uring``, or a key of tests/conformance/backends.py's
@@ -24,7 +24,7 @@ def loop_backends() -> "list[tuple[str, object, str | None]]":
         return [(c.name, c.spec, c.skip) for c in choose(None, None)]
     out = []
     registry = overlapio.available_backends()
-    for name in ("posix", "winsock"):
+    for name in ("posix", "uring", "winsock"):
         if name in registry and registry[name][0]:
             out.append((name, name, None))
     if "winsock-standin" in EXTRA_BACKENDS:
