@@ -315,7 +315,12 @@ int uring_queue(struct uring *r, int64_t *q, void **bufs, unsigned n)
             sqe->opcode = IORING_OP_SEND;
             sqe->msg_flags = MSG_WAITALL | MSG_NOSIGNAL;
         } else {
+            /* POLL_FIRST: arm the poll at once instead of first trying a recv that,
+               in a request/response exchange, finds nothing yet (the reply to what
+               was just sent has not come back): one failed recv per message saved.
+               Data already there is found by that poll at once. */
             sqe->opcode = IORING_OP_RECV;
+            sqe->ioprio = IORING_RECVSEND_POLL_FIRST;
         }
         r->queued_ud = ud;
     }
