@@ -54,7 +54,7 @@ except ImportError as _exc:  # not built: no C compiler or no io_uring header at
 else:
     _IMPORT_ERROR = None
     # Bound once: a cffi lib attribute lookup costs more than the call's own work.
-    from_buffer, unpack = ffi.from_buffer, ffi.unpack
+    from_buffer = ffi.from_buffer
     _uring_wait, _uring_queue = lib.uring_wait, lib.uring_queue
 
 _RECV, _SEND, _ACCEPT, _READABLE = OpKind.RECV, OpKind.SEND, OpKind.ACCEPT, OpKind.READABLE
@@ -225,6 +225,11 @@ class UringBackend(Backend):
         super().__init__(complete, ready)
         self._ring = _Ring()
         self._r = self._ring.r
+        # The C half's staging arrays (fixed while the ring is open) as memoryviews:
+        # a slice's tolist() per poll, no struct field lookup and no cffi call.
+        cap = self._r.cap
+        self._staged_ud = memoryview(ffi.buffer(self._r.ud, cap * 8)).cast("Q")
+        self._staged_res = memoryview(ffi.buffer(self._r.res, cap * 4)).cast("i")
         self._inflight = self._ring.inflight
         self._sq = self._ring.sq
         self._bufs = self._ring.bufs
@@ -568,13 +573,17 @@ class UringBackend(Backend):
                 ns = 1
         sq, bufs = self._sq, self._bufs
         try:
-            n = _uring_wait(self._r, ns, sq, bufs, len(bufs))  # completions staged, or -errno
-            if sq and not self._r.backlog:
-                sq.clear()  # (kept, should an exception come first: the C half skips what it wrote)
-                bufs.clear()
-            if n > 0:
-                self._reap(n)
-            elif n < 0:
+            n = _uring_wait(self._r, ns, sq, bufs, len(bufs))  # 2 x completions staged + backlog, or -errno
+            if n >= 0:
+                if sq and not n & 1:  # all written into the ring
+                    sq.clear()  # (kept, should an exception come first: the C half skips what it wrote)
+                    bufs.clear()
+                if n > 1:
+                    self._reap(n >> 1)
+            else:
+                if sq and not self._r.backlog:
+                    sq.clear()
+                    bufs.clear()
                 if self._r.nstaged:
                     self._reap(self._r.nstaged)
                 if n not in (-errno.EAGAIN, -errno.EBUSY, -errno.ENOMEM):
@@ -586,11 +595,10 @@ class UringBackend(Backend):
 
     def _reap(self, n: int) -> None:
         """Handle the ``n`` completions staged by the C half."""
-        r = self._r
         inflight = self._inflight
         ready = self._ready
         cancelling = self._cancelling
-        for ud, res in zip(unpack(r.ud, n), unpack(r.res, n)):
+        for ud, res in zip(self._staged_ud[:n].tolist(), self._staged_res[:n].tolist()):
             entry = inflight.get(ud)
             if entry is None:
                 continue  # handled before an interruption
@@ -623,7 +631,7 @@ class UringBackend(Backend):
                     self._start_send(st, sends[0])
             else:
                 self._completed(ud, op, st, keep, res)
-        r.nstaged = 0
+        self._r.nstaged = 0
 
     def _completed(self, ud: int, op: Op, st: _Sock, keep: Any, res: int) -> None:
         """Every other completion. Order, for _recover: queue

@@ -329,9 +329,11 @@ int uring_queue(struct uring *r, int64_t *q, void **bufs, unsigned n)
 
 /* Write the n queued requests (see uring_queue; backlog says if some are left), then
    submit what is queued, wait up to timeout_ns (-1: no limit, 0: do not block)
-   for one completion, stage what arrived. Returns how many are staged, or
-   -errno of io_uring_enter (a signal's EINTR and a timeout are no errors: what
-   arrived is staged all the same, and the caller's signal handler runs next). */
+   for one completion, stage what arrived. Returns twice how many are staged, plus
+   1 if requests were left queued (backlog: one return value, no struct field
+   read from Python per poll), or -errno of io_uring_enter (a signal's EINTR and a
+   timeout are no errors: what arrived is staged all the same, and the caller's
+   signal handler runs next). */
 int uring_wait(struct uring *r, int64_t timeout_ns, int64_t *q, void **bufs, unsigned n)
 {
     r->backlog = n && !uring_queue(r, q, bufs, n);
@@ -356,7 +358,7 @@ int uring_wait(struct uring *r, int64_t timeout_ns, int64_t *q, void **bufs, uns
         rc = sys_enter(r->fd, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0); /* run deferred completion work */
     reap(r);
     if (rc >= 0 || rc == -ETIME || rc == -EINTR)
-        return (int)r->nstaged;
+        return (int)(r->nstaged << 1 | r->backlog);
     return rc;
 }
 
