@@ -84,6 +84,34 @@ def test_the_extension_was_built_where_it_can_be():
     assert uring._IMPORT_ERROR is None, uring._IMPORT_ERROR
 
 
+@needs_uring
+def test_requests_the_ring_did_not_take_go_at_the_next_poll(monkeypatch):
+    # uring_wait() says with the low bit of its result that it left requests queued
+    # (the kernel took no more SQEs): the backend must keep them for the next poll.
+    real = uring._uring_wait
+    held = []
+
+    def takes_all_but_the_last(r, ns, sq, bufs, n):
+        if not held and n >= 2:
+            held.append(sq[-3])
+            rc = real(r, 0, sq[:-3], bufs[:-1], n - 1)
+            return rc | 1 if rc >= 0 else rc
+        return real(r, ns, sq, bufs, n)
+
+    with open_proactor("uring") as px:
+        drv = Driver(px)
+        conns = [pair(px, drv=drv) for _ in range(2)]
+        monkeypatch.setattr(uring, "_uring_wait", takes_all_but_the_last)
+        ops = [px.recv(b, bytearray(16)) for _, b in conns]
+        drv.pump(0)
+        assert held == [ops[1]._bk]
+        for i, (a, _) in enumerate(conns):
+            a.send(b"data %d" % i)
+        drv.wait_for(*ops)
+        drv.assert_once(ops)
+        assert [bytes(op.buf[:op.result]) for op in ops] == [b"data 0", b"data 1"]
+
+
 # -- an exception part-way through poll() ---------------------------------------------
 class _RaiseOnce(deque):
     """A ready queue whose n-th append raises KeyboardInterrupt after appending:
