@@ -1,11 +1,14 @@
 """Instructions per echoed message, counted by valgrind's callgrind.
 
-    python -m bench.instructions [--conns 10] [--size 1024] [--messages 200] [NAME ...]
+    python -m bench.instructions [--conns 10] [--size 1024] [--messages 200] [--loops] [NAME ...]
 
 NAME is a Python server contestant (overlapio-posix, overlapio-uring-plain,
-asyncio-buffered, selectors-raw, ...; default: overlapio-<backend> and
-overlapio-<backend>-plain for posix and, where it is available, uring, then
-asyncio-buffered and selectors-raw). Each runs under ``valgrind --tool=callgrind`` twice,
+asyncio-buffered, overlapio-loop-streams, selectors-raw, ...; default: overlapio-<backend>
+and overlapio-<backend>-plain for posix and, where it is available, uring, then
+asyncio-buffered and selectors-raw). ``--loops`` counts the asyncio BufferedProtocol
+and streams servers on each event loop instead: asyncio, uvloop and overlapio's
+(asyncio-buffered, uvloop-buffered, overlapio-loop-buffered, and the same three
+-streams). Each runs under ``valgrind --tool=callgrind`` twice,
 driven by a ping-pong peer in this process: once for M messages and once for 6 M
 (M = --messages per connection). The difference of the two totals, divided by the
 5 M x conns extra messages, is the user-space cost of one message with start-up
@@ -31,6 +34,9 @@ from .workloads import OVERLAPIO_STYLES, STATIC_SERVERS, ServerSpec, overlapio_s
 
 DEFAULT_BACKENDS = ("posix", "uring")  # those available here are counted by default
 DEFAULT_OTHERS = ("asyncio-buffered", "selectors-raw")
+# --loops: the asyncio BufferedProtocol and streams servers on each event loop
+LOOP_SERVERS = ("asyncio-buffered", "uvloop-buffered", "overlapio-loop-buffered",
+                "asyncio-streams", "uvloop-streams", "overlapio-loop-streams")
 BASELINE = "asyncio-buffered"  # the ratios printed are to this one
 
 # Runs a server script that exits when its stdin is closed, so that callgrind writes
@@ -172,24 +178,39 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--size", type=int, default=1024, help="message bytes (default 1024)")
     p.add_argument("--messages", type=int, default=200,
                    help="messages per connection of the shorter run; the longer runs 6x (default 200)")
+    p.add_argument("--loops", action="store_true",
+                   help=f"count the servers on each asyncio event loop: {' '.join(LOOP_SERVERS)}")
     a = p.parse_args(argv)
     if a.conns < 1 or a.size < 1 or a.messages < 1:
         p.error("--conns, --size and --messages must be at least 1")
+    if a.loops and a.names:
+        p.error("--loops names its servers itself: give either --loops or NAMEs")
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print("error: valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
         return 2
-    specs = [spec_named(n) for n in (a.names or default_names())]
+    specs = [spec_named(n) for n in (a.names or (LOOP_SERVERS if a.loops else default_names()))]
     print(f"{a.size}-byte ping-pong, {a.conns} connections, Python {sys.version.split()[0]}")
     results = {}
     for spec in specs:
         results[spec.name] = per_message(spec, a.conns, a.messages, a.size, valgrind)
-        print(f"{spec.name:20s} {results[spec.name]:9,.0f} instructions per message", flush=True)
-    base = results.get(BASELINE)
-    for name, value in results.items():
-        if base and name != BASELINE:
-            print(f"{name} / {BASELINE}: {value / base:.2f}")
+        print(f"{spec.name:24s} {results[spec.name]:9,.0f} instructions per message", flush=True)
+    for name, base_name in ratio_pairs(list(results)):
+        print(f"{name} / {base_name}: {results[name] / results[base_name]:.2f}")
     return 0
+
+
+def ratio_pairs(names: list) -> list:
+    """The (server, baseline) pairs whose ratios are printed: each server to
+    asyncio-buffered, and an overlapio-loop-KIND server to asyncio-KIND and uvloop-KIND
+    (the same server code on the other loops)."""
+    pairs = [(name, BASELINE) for name in names if name != BASELINE and BASELINE in names]
+    for name in names:
+        if name.startswith("overlapio-loop-"):
+            kind = name[len("overlapio-loop-"):]
+            pairs += [(name, other) for other in (f"asyncio-{kind}", f"uvloop-{kind}")
+                      if other in names and other != BASELINE]
+    return pairs
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ Contestants
 Servers: c-epoll (native reference: the machine's limit), overlapio-<backend> and
 overlapio-<backend>-plain (the try_send/resubmit server and the one-recv-one-send
 server, per backend that overlapio.available_backends() reports usable), asyncio-protocol,
-asyncio-buffered, asyncio-streams, uvloop-protocol, trio, selectors-raw (a minimal
+asyncio-buffered, asyncio-streams, uvloop-protocol, uvloop-buffered, uvloop-streams,
+overlapio-loop-buffered and overlapio-loop-streams (the asyncio BufferedProtocol and
+streams servers on overlapio's asyncio event loop), trio, selectors-raw (a minimal
 hand-written selectors loop: the floor for pure Python on readiness I/O).
 In-process: overlapio-<backend>, asyncio, uvloop, trio.
 
@@ -79,6 +81,14 @@ STATIC_SERVERS = (
     ServerSpec("asyncio-buffered", "asyncio_buffered.py", (), "asyncio BufferedProtocol"),
     ServerSpec("asyncio-streams", "asyncio_streams.py", (), "asyncio streams"),
     ServerSpec("uvloop-protocol", "asyncio_protocol.py", ("--loop", "uvloop"), "uvloop Protocol"),
+    ServerSpec("uvloop-buffered", "asyncio_buffered.py", ("--loop", "uvloop"), "uvloop BufferedProtocol"),
+    ServerSpec("uvloop-streams", "asyncio_streams.py", ("--loop", "uvloop"), "uvloop streams"),
+    # overlapio's asyncio event loop (overlapio.asyncio) running the same two servers,
+    # on its default backend (OVERLAPIO_BACKEND, else the platform's)
+    ServerSpec("overlapio-loop-buffered", "asyncio_buffered.py", ("--loop", "overlapio"),
+               "overlapio event loop, BufferedProtocol"),
+    ServerSpec("overlapio-loop-streams", "asyncio_streams.py", ("--loop", "overlapio"),
+               "overlapio event loop, streams"),
     ServerSpec("trio", "trio_echo.py", (), "trio serve_tcp"),
     ServerSpec("selectors-raw", "selectors_raw.py", (), "hand-written selectors loop"),
 )

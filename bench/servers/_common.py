@@ -50,8 +50,13 @@ def probe_ok() -> None:
     sys.exit(0)
 
 
+LOOPS = ("asyncio", "uvloop", "overlapio")
+
+
 def get_loop_factory(name: str):
-    """Return a zero-argument event loop factory for 'asyncio' or 'uvloop'."""
+    """Return a zero-argument event loop factory for 'asyncio', 'uvloop' or
+    'overlapio' (overlapio's asyncio event loop on its default backend:
+    ``OVERLAPIO_BACKEND``, else the platform's)."""
     import asyncio
 
     if name == "asyncio":
@@ -62,8 +67,20 @@ def get_loop_factory(name: str):
         except ImportError as e:
             unavailable(f"uvloop not installed ({e}); pip install uvloop")
         return uvloop.new_event_loop
+    if name == "overlapio":
+        try:
+            import overlapio.asyncio
+        except Exception as e:  # the package may be missing or broken: that is "unavailable"
+            unavailable(f"cannot import overlapio.asyncio: {type(e).__name__}: {e}")
+
+        def new_loop():
+            try:
+                return overlapio.asyncio.new_event_loop()
+            except Exception as e:  # e.g. OVERLAPIO_BACKEND names a backend this machine lacks
+                unavailable(f"overlapio's event loop failed to start: {type(e).__name__}: {e}")
+        return new_loop
     unavailable(f"unknown loop {name!r}")
 
 
 def add_loop_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    p.add_argument("--loop", choices=LOOPS, default="asyncio")

@@ -2,7 +2,7 @@
 
 get_buffer() returns the connection's memoryview; buffer_updated(n) writes view[:n].
 This is the fastest idiomatic asyncio server and the main baseline for ratios.
-`--loop uvloop` runs it on uvloop.
+`--loop uvloop` runs it on uvloop, `--loop overlapio` on overlapio's asyncio event loop.
 """
 import asyncio
 import socket

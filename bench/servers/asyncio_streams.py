@@ -1,6 +1,6 @@
 """Echo server: asyncio streams (start_server; reader.read -> writer.write; await drain).
 
-`--loop uvloop` runs it on uvloop.
+`--loop uvloop` runs it on uvloop, `--loop overlapio` on overlapio's asyncio event loop.
 """
 import asyncio
 import socket
