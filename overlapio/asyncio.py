@@ -81,12 +81,27 @@ class _OpFuture(asyncio.Future):
         return True
 
 
+class _OpHandle(events.Handle):
+    """The handle of a transport's or a server's op: its tag, made once with the op
+    (``_args`` is ``(op,)``) and put in the ready queue by each completion of it, as
+    a selector loop puts a reader's handle there on each readiness.
+
+    ``_run`` (what ``_run_once`` calls) is an attribute: ``Handle._run`` (which
+    reports what the callback raises), or, for a callback that reports its own
+    errors, the callback itself in the handle's context with no Python frame in
+    between (a frame per message on the read path)."""
+
+    __slots__ = ("_run",)
+
+
 class _Selector:
     """What ``BaseEventLoop._run_once`` calls ``select`` on: one ``Proactor.wait``.
 
-    Op callbacks run inside ``wait``; they only schedule handles or settle
-    futures. Ops submitted without a callback come back from ``wait``: the ones
-    an ``await`` follows settle their future here."""
+    The ops of transports and servers are submitted without a callback and come back
+    from ``wait``; each one's handle (its tag) goes to the ready queue, so protocol
+    code runs as handles of the loop, in the same iteration. The ops an ``await``
+    follows settle their future here. Callbacks of ops the user submitted with one
+    run inside ``wait``."""
 
     def __init__(self, loop: "EventLoop") -> None:
         self._loop = loop
@@ -100,11 +115,16 @@ class _Selector:
         except BaseException as exc:  # a callback of an op the user submitted raised
             loop.call_exception_handler({"message": "Exception in an overlapio op callback", "exception": exc})
             return []
-        awaited = loop._awaited
-        for op in ops:
-            fut = awaited.pop(op, None)
-            if fut is not None:
-                _settle_future(fut, op)
+        if ops:
+            schedule = loop._ready.append
+            for op in ops:
+                handle = op.tag
+                if type(handle) is _OpHandle:
+                    schedule(handle)
+                else:
+                    fut = loop._awaited.pop(op, None)
+                    if fut is not None:
+                        _settle_future(fut, op)
         return []
 
     def close(self) -> None:
@@ -192,10 +212,20 @@ class EventLoop(base_events.BaseEventLoop):
             self.call_exception_handler({"message": "Error on reading from the event loop self-socket",
                                          "exception": op.exception, "loop": self})
 
-    def _op_done(self, op: Op) -> None:
-        # The callback of every op a transport or server submits: run ``op.tag(op)``
-        # as a handle of this loop (in the ready queue, with asyncio's error handling).
-        self._ready.append(events.Handle(op.tag, (op,), self, None))
+    def _submit_io(self, consume: Any, submit: Any, *operands: Any, reports_errors: bool = False) -> Op:
+        """Submit an op for a transport or a server (``submit(*operands, callback,
+        tag)``): each of its completions runs ``consume(op)`` as a handle of this loop
+        (see _Selector), and ``px.resubmit(op)`` reuses op and handle alike.
+        ``reports_errors``: ``consume`` catches and reports whatever goes wrong in it
+        (see _OpHandle)."""
+        handle = _OpHandle(consume, None, self, None)
+        op = submit(*operands, None, handle)
+        handle._args = (op,)
+        if reports_errors:
+            handle._run = functools.partial(handle._context.run, consume, op)
+        else:
+            handle._run = functools.partial(events.Handle._run, handle)
+        return op
 
     def close(self) -> None:
         if self.is_running():
@@ -430,7 +460,7 @@ class EventLoop(base_events.BaseEventLoop):
         def accept_next() -> None:
             if self.is_closed() or sock.fileno() < 0:
                 return
-            self._accept_ops[sock] = self._px.accept(sock, self._op_done, on_accept)
+            self._accept_ops[sock] = self._submit_io(on_accept, self._px.accept, sock)
 
         accept_next()
 
@@ -627,9 +657,15 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
         self._conn_lost = 0  # writes refused since the connection was lost (asyncio's warning counter)
         self._lost_called = False
         self._paused = False  # pause_reading()
+        # The recv op, kept and resubmitted while the buffer it reads into stays the same
+        # (a new one for a new buffer); _recv_pending while it is submitted.
         self._recv_op: Optional[Op] = None
-        self._recv_target: Any = None  # (protocol, buffer) the pending recv reads for
-        self._own_buf: Optional[bytearray] = None
+        self._recv_pending = False
+        # The protocol the pending recv's data goes straight to (the per-message path of
+        # _read); None once anything since the recv was submitted makes that wrong:
+        # pause_reading(), close(), a fatal error or set_protocol().
+        self._deliver_to: Any = None
+        self._own_view: Optional[memoryview] = None  # a Protocol's read buffer
         self._held: deque = deque()  # bytes (and the end of stream, None) that came while reading was paused
         self._eof = False  # end of stream seen
         self._send_op: Optional[Op] = None
@@ -640,7 +676,7 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
             server._attach(self) if _SERVER_TAKES_TRANSPORT else server._attach()
         loop._transports.add(self)
         loop.call_soon(self._protocol.connection_made, self)
-        loop.call_soon(self._read_next)
+        loop.call_soon(self._read)
         if waiter is not None:
             loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
 
@@ -665,6 +701,7 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
     # -- BaseTransport ---------------------------------------------------------------
     def set_protocol(self, protocol: Any) -> None:
         self._protocol = protocol
+        self._deliver_to = None
         self._buffered = isinstance(protocol, protocols.BufferedProtocol)
 
     def get_protocol(self) -> Any:
@@ -677,6 +714,7 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
         if self._closing:
             return
         self._closing = True
+        self._deliver_to = None
         if self._send_op is None and not self._wbuf:
             self._conn_lost += 1
             self._loop.call_soon(self._call_connection_lost, None)
@@ -694,6 +732,7 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
         if self._closing or self._paused:
             return
         self._paused = True
+        self._deliver_to = None
         if self._loop.get_debug():
             logger.debug("%r pauses reading", self)
 
@@ -705,71 +744,98 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
         if self._loop.get_debug():
             logger.debug("%r resumes reading", self)
 
-    def _read_next(self) -> None:
-        if self._closing or self._paused or self._eof or self._recv_op is not None or self._sock is None:
-            return
-        protocol = self._protocol
-        if self._buffered:
+    def _read(self, op: Optional[Op] = None) -> None:
+        """Hand what the recv ``op`` brought to the protocol (``None``: nothing came),
+        then submit the next read if the transport is reading: one function, so that
+        a message costs one call here. It is run straight from the ready queue (see
+        _OpHandle) and so reports its own errors."""
+        try:
+            if op is None:
+                op = self._recv_op
+                if self._recv_pending:
+                    return
+                protocol = None
+            else:
+                self._recv_pending = False
+                protocol = self._deliver_to
+                n = op.nbytes  # a recv's nbytes is its result: 0 for an error and the end of stream
+                if n and protocol is not None:
+                    # The per-message path.
+                    if self._buffered:
+                        try:
+                            protocol.buffer_updated(n)
+                        except (SystemExit, KeyboardInterrupt):
+                            raise
+                        except BaseException as exc:
+                            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+                            return
+                    else:
+                        try:
+                            protocol.data_received(bytes(op.buf[:n]))
+                        except (SystemExit, KeyboardInterrupt):
+                            raise
+                        except BaseException as exc:
+                            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+                            return
+                elif not self._received_otherwise(op, n):
+                    return
+            # Read on. (_deliver_to still the protocol: nothing since the recv stopped reading.)
+            if protocol is None or self._deliver_to is not protocol:
+                if self._closing or self._paused or self._eof or self._sock is None:
+                    return
+                protocol = self._protocol
+            if self._buffered:
+                try:
+                    buf = protocol.get_buffer(-1)
+                    if not len(buf):
+                        raise RuntimeError("get_buffer() returned an empty buffer")
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+                    return
+            else:
+                buf = self._own_view
+                if buf is None:
+                    buf = self._own_view = memoryview(bytearray(_RECV_SIZE))
             try:
-                buf = protocol.get_buffer(-1)
-                if not len(buf):
-                    raise RuntimeError("get_buffer() returned an empty buffer")
+                if op is not None and op.buf is buf:
+                    self._px.resubmit(op)  # the usual case: no new op, no new handle
+                else:
+                    self._recv_op = self._loop._submit_io(self._read, self._px.recv, self._sock, buf,
+                                                          reports_errors=True)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+                self._fatal_error(exc, "Fatal read error on socket transport")
                 return
-        else:
-            if self._own_buf is None:
-                self._own_buf = bytearray(_RECV_SIZE)
-            buf = self._own_buf
-        self._recv_target = (protocol, buf)
-        try:
-            self._recv_op = self._px.recv(self._sock, buf, self._loop._op_done, self._on_recv)
+            self._recv_pending = True
+            self._deliver_to = protocol
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on socket transport")
+            self._fatal_error(exc, "Fatal error on socket transport")
 
-    def _on_recv(self, op: Op) -> None:
-        if self._sock is None or self._closing:
-            return  # closed meanwhile: what it brought is dropped, as asyncio's loops do
-        self._recv_op = None
-        protocol, buf = self._recv_target
-        self._recv_target = None
+    def _received_otherwise(self, op: Op, n: int) -> bool:
+        """A recv that brought no data for the protocol it was submitted for, while
+        reading: an error, the end of stream, data while paused, or data after
+        set_protocol() switched protocols. True if reading goes on."""
+        if op is not self._recv_op or self._closing:
+            return False  # closed meanwhile: what it brought is dropped, as asyncio's loops do
         exc = op.exception
         if exc is not None:
             self._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        n = op.result
+            return False
         if n == 0:
             self._held.append(None) if self._paused else self._end_of_stream()
-            return
-        if self._paused or protocol is not self._protocol:
-            # Paused, or set_protocol() switched protocols while the recv was pending:
-            # the bytes go to whoever reads next, in order.
-            data = bytes(memoryview(buf)[:n])
-            if self._paused:
-                self._held.append(data)
-                return
-            self._deliver(data)
-        elif self._buffered:
-            try:
-                protocol.buffer_updated(n)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
-                return
-        else:
-            try:
-                protocol.data_received(bytes(memoryview(buf)[:n]))
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
-                return
-        self._read_next()
+            return False
+        # The bytes go to whoever reads next, in order.
+        data = bytes(memoryview(op.buf)[:n])
+        if self._paused:
+            self._held.append(data)
+            return False
+        self._deliver(data)
+        return True
 
     def _deliver(self, data: bytes) -> None:
         """Hand ``data`` to the current protocol (copied into its buffers for a
@@ -801,7 +867,7 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
                 self._end_of_stream()
                 return
             self._deliver(data)
-        self._read_next()
+        self._read()
 
     def _end_of_stream(self) -> None:
         self._eof = True
@@ -822,18 +888,12 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
         return self._sending + len(self._wbuf)
 
     def write(self, data: Any) -> None:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
+        if type(data) is not bytes and not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
         if self._eof_wanted:
             raise RuntimeError("Cannot call write() after write_eof()")
-        if not data:
-            return
-        if self._conn_lost:
-            if self._conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                logger.warning("socket.send() raised exception.")
-            self._conn_lost += 1
-            return
-        if self._send_op is None and not self._wbuf:
+        if self._send_op is None and not self._conn_lost and not self._wbuf:
+            # Nothing queued: hand it to the socket at once (empty data too: try_send takes none of it).
             try:
                 sent = self._px.try_send(self._sock, data)
             except (SystemExit, KeyboardInterrupt):
@@ -841,12 +901,18 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal write error on socket transport")
                 return
-            view = memoryview(data).cast("B")
-            if sent == view.nbytes:
-                return
-            self._wbuf += view[sent:]
+            if sent == (data.nbytes if type(data) is memoryview else len(data)):
+                return  # the usual case: the socket took it all, no op
+            self._wbuf += memoryview(data).cast("B")[sent:]
             self._send_buffered()
         else:
+            if not data:
+                return
+            if self._conn_lost:
+                if self._conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                    logger.warning("socket.send() raised exception.")
+                self._conn_lost += 1
+                return
             self._wbuf += data
         self._maybe_pause_protocol()
 
@@ -857,7 +923,7 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
         data, self._wbuf = self._wbuf, bytearray()  # the op owns it now; later writes go to a new one
         self._sending = len(data)
         try:
-            self._send_op = self._px.send(self._sock, data, self._loop._op_done, self._on_sent)
+            self._send_op = self._loop._submit_io(self._on_sent, self._px.send, self._sock, data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -914,6 +980,7 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
             return
         self._wbuf.clear()
         self._closing = True
+        self._deliver_to = None
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc)
 
@@ -932,8 +999,8 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
                 self._px.close(sock)  # ops still pending on it complete cancelled
             # Drop every reference to the protocol and its buffers now: a completion
             # still queued (the recv that close cancelled) must not keep them alive.
-            self._protocol = None
-            self._recv_op = self._send_op = self._recv_target = None
+            self._protocol = self._deliver_to = None
+            self._recv_op = self._send_op = None
             self._held.clear()
             server, self._server = self._server, None
             if server is not None:
