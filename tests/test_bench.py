@@ -17,6 +17,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench import cli, harness, inproc, report, stats  # noqa: E402
+from bench import workloads as workloads_module  # noqa: E402
 from bench.native import build as native_build  # noqa: E402
 from bench.progress import Progress  # noqa: E402
 from bench.workloads import (STATIC_SERVERS, Selection, SelectionError, Settings, Task,  # noqa: E402
@@ -293,7 +294,8 @@ def _check_pingpong_record(rec, duration):
 
 @linux_only
 @pytest.mark.skipif(not HAVE_CC, reason="no C compiler")
-@pytest.mark.parametrize("contestant", ["c-epoll", "asyncio-buffered",
+@pytest.mark.parametrize("contestant", ["c-epoll", "asyncio-buffered", "overlapio-loop-buffered",
+                                        "overlapio-loop-streams",
                                         pytest.param("overlapio-uring", marks=needs_uring),
                                         pytest.param("overlapio-uring-plain", marks=needs_uring)])
 def test_end_to_end_pingpong(contestant):
@@ -388,6 +390,34 @@ def test_instructions_contestant_names():
     names = instructions.default_names()
     assert names[:2] == ["overlapio-posix", "overlapio-posix-plain"] and names[-2:] == list(instructions.DEFAULT_OTHERS)
     assert ("overlapio-uring-plain" in names) == (_uring_reason() is None)
+
+
+def test_each_asyncio_server_is_offered_on_every_loop():
+    # asyncio-buffered stays the main baseline; its server and the streams one run on
+    # stock asyncio, uvloop and overlapio's event loop, under names of one pattern.
+    from bench import instructions
+
+    specs = {s.name: s for s in STATIC_SERVERS}
+    for kind, script in (("buffered", "asyncio_buffered.py"), ("streams", "asyncio_streams.py")):
+        for prefix, loop in (("asyncio", None), ("uvloop", "uvloop"), ("overlapio-loop", "overlapio")):
+            spec = specs[f"{prefix}-{kind}"]
+            assert spec.script == script and spec.args == (() if loop is None else ("--loop", loop))
+    assert "asyncio-buffered" in workloads_module.BASELINES
+    assert [s.name for s in map(instructions.spec_named, instructions.LOOP_SERVERS)] == \
+        list(instructions.LOOP_SERVERS)
+    sel = parse_only(["overlapio-loop"])  # the family: both servers on overlapio's loop
+    assert sel.wants_contestant("overlapio-loop-buffered") and sel.wants_contestant("overlapio-loop-streams")
+    assert not sel.wants_contestant("overlapio-posix") and not sel.wants_contestant("asyncio-buffered")
+    assert instructions.ratio_pairs(["asyncio-streams", "uvloop-streams", "overlapio-loop-streams"]) == \
+        [("overlapio-loop-streams", "asyncio-streams"), ("overlapio-loop-streams", "uvloop-streams")]
+
+
+def test_instructions_loops_option_is_exclusive_with_names(capsys):
+    from bench import instructions
+
+    with pytest.raises(SystemExit) as e:
+        instructions.main(["--loops", "asyncio-buffered"])
+    assert e.value.code == 2 and "either --loops or NAMEs" in capsys.readouterr().err
 
 
 def test_discover_offers_both_overlapio_styles_per_backend():

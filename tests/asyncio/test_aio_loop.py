@@ -345,3 +345,77 @@ def test_debug_mode_reports_slow_callbacks(run, caplog):
     with caplog.at_level("WARNING", logger="asyncio"):
         oa.run(main(), backend=run.spec, debug=True)
     assert any("Executing" in r.getMessage() and "took" in r.getMessage() for r in caplog.records)
+
+
+class _Buffered(asyncio.BufferedProtocol):
+    """Collects what it reads; get_buffer gives the same buffer until ``fresh`` is set."""
+
+    def __init__(self):
+        self.data = bytearray()
+        self.buf = bytearray(64)
+        self.fresh = False
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def get_buffer(self, sizehint):
+        if self.fresh:
+            self.buf = bytearray(64)
+        return self.buf
+
+    def buffer_updated(self, nbytes):
+        self.data += self.buf[:nbytes]
+
+    def connection_lost(self, exc):
+        pass
+
+
+def test_transport_reads_with_one_recv_op_and_loses_nothing_around_it(run):
+    # The per-message path: one recv op per transport, resubmitted while get_buffer()
+    # gives the same buffer, a new one for a new buffer. Pausing and resuming with
+    # that recv pending, or switching protocols, must still deliver every byte in order.
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = _pair()
+        transport, proto = await loop.connect_accepted_socket(_Buffered, a)
+        await asyncio.sleep(0.01)
+
+        async def exchange(data):
+            b.send(data)
+            for _ in range(200):
+                await asyncio.sleep(0.005)
+                if proto.data.endswith(data):
+                    return
+
+        first = transport._recv_op
+        sent = bytearray()
+        for i in range(20):
+            msg = bytes([i]) * 10
+            sent += msg
+            await exchange(msg)
+        assert transport._recv_op is first  # resubmitted, never replaced
+        proto.fresh = True
+        sent += b"new buffer"
+        await exchange(b"new buffer")
+        assert transport._recv_op is not first
+        proto.fresh = False
+        # paused and resumed while the recv is pending: what it brings still comes, in order
+        transport.pause_reading()
+        transport.resume_reading()
+        sent += b"after resume"
+        await exchange(b"after resume")
+        assert proto.data == sent
+        # set_protocol while the recv is pending: the next bytes go to the new protocol
+        other = _Buffered()
+        transport.set_protocol(other)
+        b.send(b"to the other one")
+        for _ in range(200):
+            await asyncio.sleep(0.005)
+            if other.data:
+                break
+        assert other.data == b"to the other one" and proto.data == sent
+        transport.close()
+        b.close()
+        await asyncio.sleep(0.01)
+    run(main())
