@@ -1076,7 +1076,7 @@ class _DatagramTransport(transports._FlowControlMixin, transports.DatagramTransp
         if self._closing or self._sock is None:
             return
         try:
-            self._recvs.append(self._px.recvfrom(self._sock, buf, self._loop._op_done, self._on_recvfrom))
+            self._recvs.append(self._loop._submit_io(self._on_recvfrom, self._px.recvfrom, self._sock, buf))
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -1121,7 +1121,7 @@ class _DatagramTransport(transports._FlowControlMixin, transports.DatagramTransp
             return
         data = bytes(data)  # the op owns it: the caller may reuse theirs at once
         try:  # (a bad address raises its TypeError/ValueError to the caller)
-            self._px.sendto(self._sock, data, addr, self._loop._op_done, self._on_sent)
+            self._loop._submit_io(self._on_sent, self._px.sendto, self._sock, data, addr)
         except OSError as exc:
             self._protocol.error_received(exc)
             return
