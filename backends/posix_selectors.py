@@ -36,6 +36,7 @@ _RECV = OpKind.RECV
 _SEND = OpKind.SEND
 _SHUTDOWN = OpKind.SHUTDOWN
 _MSG_TRUNC = getattr(socket, "MSG_TRUNC", 0)
+_MSG_NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)  # EPIPE as an error, never a SIGPIPE
 
 _PURGE_MIN = 64  # socket-table size below which no purge runs (see _purge)
 
@@ -269,7 +270,7 @@ class SelectorsBackend(Backend):
                 raise send_after_shutdown()
             return 0  # they go first
         try:
-            return sock.send(data)
+            return sock.send(data, _MSG_NOSIGNAL)
         except (BlockingIOError, InterruptedError):
             return 0
         except OSError as exc:

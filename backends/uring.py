@@ -69,6 +69,7 @@ _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _MSG_TRUNC = getattr(socket, "MSG_TRUNC", 0)
 _LIST_SEND_FLAGS = getattr(socket, "MSG_WAITALL", 0) | getattr(socket, "MSG_NOSIGNAL", 0)  # as a single send's
 _SENDTO_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
+_TRY_SEND_FLAGS = _MSG_DONTWAIT | _SENDTO_FLAGS  # EPIPE as an error, never a SIGPIPE
 _ADDR_ROOM = 128  # a sockaddr_storage, then its socklen_t
 
 # accept() errors caused by a client that went away before it was accepted:
@@ -239,6 +240,7 @@ class UringBackend(Backend):
         self._socks: dict[socket.socket, _Sock] = {}
         self._by_fd: dict[int, _Sock] = {}
         self._interrupted = False  # an exception left poll() half-way: see _recover
+        self._walking: Any = None  # the queue _start_next is starting ops of
 
     # -- sockets -------------------------------------------------------------
     def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
@@ -268,14 +270,31 @@ class UringBackend(Backend):
             sq.clear()
             self._bufs.clear()
 
-    def _started(self, op: Op, st: _Sock, keep: Any, ud: int, rc: int) -> bool:
-        """Book-keeping once ``op``'s SQE is written directly (``rc`` 0); else ``op`` fails."""
+    def _enter(self, op: Op, st: _Sock, keep: Any) -> int:
+        """The user data for an SQE written directly, after the queued requests
+        (so the ring keeps submission order). ``op`` and ``keep`` (the memory the
+        SQE points at) go into the table first: whatever interrupts the C call,
+        that memory stays alive until the kernel is done with it."""
+        ud = self._ud
+        self._ud = ud + 1
+        self._flush()
+        op._bk = ud
+        self._inflight[ud] = (op, st, keep)
+        return ud
+
+    def _started(self, op: Op, st: _Sock, ud: int, rc: int) -> bool:
+        """True if ``op``'s SQE was written (``rc`` 0); else ``op`` fails, and the
+        next op of its queue goes in."""
         if rc == 0:
-            op._bk = ud
-            self._inflight[ud] = (op, st, keep)
             return True
+        del self._inflight[ud]
+        op._bk = None
+        if op.kind is _SHUTDOWN:
+            st.shut = False  # it never ran: the sending side stays open
         self._unqueue(op, st)
         self._complete(op, None, os_error(-rc, what="io_uring submission queue"))
+        if st.live:
+            self._start_next(op, st)
         return False
 
     def _start_recv(self, st: _Sock, op: Op) -> None:
@@ -312,34 +331,23 @@ class UringBackend(Backend):
     def _start_accept(self, st: _Sock, op: Op) -> None:
         keep = ffi.new("char[]", _ADDR_ROOM + 4)
         ffi.cast("unsigned *", keep + _ADDR_ROOM)[0] = _ADDR_ROOM
-        ud = self._ud
-        self._ud = ud + 1
-        self._flush()
-        self._started(op, st, keep, ud, lib.uring_accept(self._r, st.fd, keep, keep + _ADDR_ROOM, ud))
+        ud = self._enter(op, st, keep)
+        self._started(op, st, ud, lib.uring_accept(self._r, st.fd, keep, keep + _ADDR_ROOM, ud))
 
     def _start_other_send(self, st: _Sock, op: Op) -> None:
         """The head of ``st.sends`` that is not a single-buffer send: a list send
         (``SENDMSG``, from the byte it got to), a sendto or a shutdown."""
         kind = op.kind
         if kind is _SHUTDOWN:
-            ud = self._ud
-            self._ud = ud + 1
-            self._flush()
-            if not self._started(op, st, None, ud, lib.uring_shutdown(self._r, st.fd, op.buf, ud)):
-                self._start_next(op, st)
-            return
-        try:
-            if kind is _SENDTO:
-                data, address = op._view
-                msg = _Msg((data,), 0, _pack_sockaddr(op.sock.family, address))
-            else:
-                msg = _Msg(op._view, op.nbytes)
-        except OSError as exc:  # an address of a family the backend does not pack
-            self._unqueue(op, st)
-            self._complete(op, None, exc)
-            self._start_next(op, st)
-            return
-        self._start_msg(st, op, msg, _SENDTO_FLAGS if kind is _SENDTO else _LIST_SEND_FLAGS, 1)
+            ud = self._enter(op, st, None)
+            self._started(op, st, ud, lib.uring_shutdown(self._r, st.fd, op.buf, ud))
+        elif kind is _SENDTO:
+            name = op._bk  # packed by sendto()
+            if type(name) is not bytes:  # (restarted after an interruption; it packed before)
+                name = _pack_sockaddr(op.sock.family, op._view[1])
+            self._start_msg(st, op, _Msg((op._view[0],), 0, name), _SENDTO_FLAGS, 1)
+        else:
+            self._start_msg(st, op, _Msg(op._view, op.nbytes), _LIST_SEND_FLAGS, 1)
 
     def _start_recvfrom(self, st: _Sock, op: Op) -> None:
         # MSG_TRUNC: the result is the datagram's whole length, so a truncation shows.
@@ -348,25 +356,32 @@ class UringBackend(Backend):
     def _start_msg(self, st: _Sock, op: Op, msg: "_Msg", flags: int, send: int) -> None:
         """Write ``op``'s SENDMSG or RECVMSG; ``msg`` (all the memory it hands the
         kernel) stays in the table with it until its completion."""
-        ud = self._ud
-        self._ud = ud + 1
-        self._flush()
-        rc = lib.uring_msg(self._r, st.fd, msg.m, msg.iov, msg.niov, msg.namelen, flags, send, ud)
-        if not self._started(op, st, msg, ud, rc):
-            self._start_next(op, st)
+        ud = self._enter(op, st, msg)
+        self._started(op, st, ud, lib.uring_msg(self._r, st.fd, msg.m, msg.iov, msg.niov, msg.namelen, flags, send, ud))
 
     def _start_next(self, op: Op, st: _Sock) -> None:
-        """After ``op`` left the kernel: the head of its queue goes in, if not yet."""
+        """After ``op`` left the kernel (or failed to enter it): the heads of its
+        queue go in until one is in. A loop, not a recursion through a failing
+        start: a long queue of ops that all fail to start (a full ring) must not
+        exhaust the stack; a failure inside the loop returns here for the next."""
         kind = op.kind
         if kind is _RECV:
-            if st.recvs and st.recvs[0]._bk not in self._inflight:
-                self._start_recv(st, st.recvs[0])
+            queue, start = st.recvs, self._start_recv
         elif kind is _RECVFROM:
-            if st.froms and st.froms[0]._bk not in self._inflight:
-                self._start_recvfrom(st, st.froms[0])
+            queue, start = st.froms, self._start_recvfrom
         elif kind is _SEND or kind is _SENDTO or kind is _SHUTDOWN:
-            if st.sends and st.sends[0]._bk not in self._inflight:
-                self._start_send(st, st.sends[0])
+            queue, start = st.sends, self._start_send
+        else:
+            return
+        if self._walking is queue:  # a start inside the loop below failed: the loop goes on
+            return
+        outer, self._walking = self._walking, queue
+        try:
+            inflight = self._inflight
+            while queue and queue[0]._bk not in inflight:
+                start(st, queue[0])
+        finally:
+            self._walking = outer
 
     # -- ops -----------------------------------------------------------------
     def accept(self, op: Op) -> None:
@@ -380,10 +395,8 @@ class UringBackend(Backend):
         self._start_readable(st, op)
 
     def _start_readable(self, st: _Sock, op: Op) -> None:
-        ud = self._ud
-        self._ud = ud + 1
-        self._flush()
-        self._started(op, st, None, ud, lib.uring_poll_in(self._r, st.fd, ud))
+        ud = self._enter(op, st, None)
+        self._started(op, st, ud, lib.uring_poll_in(self._r, st.fd, ud))
 
     def connect(self, op: Op, address: Any) -> None:
         st = self._state(op.sock)
@@ -395,11 +408,10 @@ class UringBackend(Backend):
         except OSError as exc:
             self._complete(op, None, exc)
             return
-        ud = self._ud
-        self._ud = ud + 1
-        self._flush()
-        if self._started(op, st, keep, ud, lib.uring_connect(self._r, st.fd, keep, len(keep), ud)):
-            st.connect = op
+        st.connect = op
+        ud = self._enter(op, st, keep)
+        if not self._started(op, st, ud, lib.uring_connect(self._r, st.fd, keep, len(keep), ud)):
+            st.connect = None
 
     def recv(self, op: Op) -> None:
         st = self._socks.get(op.sock) or self._state(op.sock)
@@ -457,16 +469,21 @@ class UringBackend(Backend):
 
     def sendto(self, op: Op) -> None:
         st = self._socks.get(op.sock) or self._state(op.sock)
+        try:  # before it is queued: an address that cannot be packed fails alone
+            op._bk = _pack_sockaddr(op.sock.family, op._view[1])
+        except OSError as exc:
+            self._complete(op, None, exc)
+            return
         st.sends.append(op)
         if len(st.sends) == 1:
-            self._start_send(st, op)
+            self._start_next(op, st)
 
     def shutdown(self, op: Op) -> None:
         st = self._socks.get(op.sock) or self._state(op.sock)
         st.shut = True
         st.sends.append(op)  # it runs once the sends submitted before it are out
         if len(st.sends) == 1:
-            self._start_send(st, op)
+            self._start_next(op, st)
 
     def recvfrom(self, op: Op) -> None:
         st = self._socks.get(op.sock) or self._state(op.sock)
@@ -481,7 +498,7 @@ class UringBackend(Backend):
                 raise send_after_shutdown()
             return 0  # they go first
         try:
-            return sock.send(data, _MSG_DONTWAIT)
+            return sock.send(data, _TRY_SEND_FLAGS)
         except (BlockingIOError, InterruptedError):
             return 0
         except OSError as exc:
@@ -644,6 +661,8 @@ class UringBackend(Backend):
             done = op.nbytes + res if res >= 0 else op.nbytes
             if res >= 0 and done < len(keep) and not cancelled and st.live:
                 # Short without an error or a cancel (a signal): the rest, at once.
+                # (No call between these two, so no signal's exception either: with
+                # nbytes first, a completion handled again would count res twice.)
                 del self._inflight[ud]
                 op.nbytes = done
                 self._start_send(st, op)
@@ -794,7 +813,9 @@ def _pack_sockaddr(family: int, address: Any) -> bytes:
     if family == socket.AF_INET6:
         host, port = address[0], address[1]
         flow, scope = (address[2], address[3]) if len(address) == 4 else (0, 0)
-        host = host.split("%", 1)[0]
+        host, _, zone = host.partition("%")
+        if zone and not scope:  # "fe80::1%eth0" (or "%2"), as the socket module takes it
+            scope = int(zone) if zone.isdigit() else socket.if_nametoindex(zone)
         return (struct.pack("=H", family) + struct.pack("!HI", port, flow) + socket.inet_pton(family, host)
                 + struct.pack("=I", scope))
     raise OSError(errno.EAFNOSUPPORT, f"the uring backend connects IPv4 and IPv6 sockets, not family {family}")

@@ -1238,6 +1238,12 @@ def _numeric_address(family: int, address: Any) -> tuple:
         raise TypeError(f"the host must be a str, not {type(host).__name__}")
     if type(port) is not int or not 0 <= port <= 65535:
         raise ValueError(f"port must be an int in 0..65535, not {port!r}")
+    if len(address) == 4:  # checked here: a backend packing it must not fail after the op is counted
+        flowinfo, scope_id = address[2], address[3]
+        if type(flowinfo) is not int or not 0 <= flowinfo <= 0xFFFFF:
+            raise ValueError(f"flowinfo must be an int in 0..0xFFFFF, not {flowinfo!r}")
+        if type(scope_id) is not int or not 0 <= scope_id <= 0xFFFFFFFF:
+            raise ValueError(f"scope_id must be an int in 0..2**32-1, not {scope_id!r}")
     try:
         socket.inet_pton(family, host.partition("%")[0] if family == socket.AF_INET6 else host)
     except (OSError, UnicodeError):

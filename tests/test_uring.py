@@ -469,3 +469,115 @@ def test_an_interrupt_right_after_the_queue_was_written_writes_nothing_twice(mon
         drv.wait_for(second)
         drv.assert_once([first, second])
         assert (bytes(first.buf), bytes(second.buf)) == (b"one..", b"two..")
+
+
+# -- SQEs written directly that the ring does not take ---------------------------------
+class _FailingLib:
+    """The C half, with the named calls failing as when the SQ cannot be emptied
+    (and, when ``backend`` is given, recording whether each op's user data was in
+    the table while its C call ran)."""
+
+    def __init__(self, names, backend=None, rc=-errno.EBUSY):
+        self.real, self.names, self.backend, self.rc, self.seen = uring.lib, set(names), backend, rc, []
+
+    def __getattr__(self, name):
+        real = getattr(self.real, name)
+        if name not in self.names:
+            return real
+
+        def call(*args):
+            if self.backend is not None:
+                self.seen.append(args[-1] in self.backend._inflight)
+                return real(*args)
+            return self.rc
+        return call
+
+
+@needs_uring
+def test_a_long_queue_of_sendtos_that_cannot_start_fails_each_once(monkeypatch):
+    # Each fails as it comes to the head of the queue; walking them must not
+    # recurse once per op.
+    with open_proactor("uring") as px:
+        drv = Driver(px)
+        a, b = px.bind(("127.0.0.1", 0)), px.bind(("127.0.0.1", 0))
+        to = b.getsockname()
+        first = px.sendto(a, b"first", to)  # in the kernel
+        queued = [px.sendto(a, b"x", to) for _ in range(2000)]
+        monkeypatch.setattr(uring, "lib", _FailingLib({"uring_msg"}))
+        drv.wait_for(first, *queued)
+        drv.assert_once([first, *queued])
+        assert first.result == 5
+        assert all(isinstance(op.exception, OSError) and op.exception.errno == errno.EBUSY for op in queued)
+        monkeypatch.undo()
+        r = px.recvfrom(b, bytearray(16))
+        drv.wait_for(px.sendto(a, b"again", to), r)
+        assert px.pending == 0
+
+
+@needs_uring
+def test_a_shutdown_the_ring_did_not_take_leaves_the_socket_open(monkeypatch):
+    with open_proactor("uring") as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        monkeypatch.setattr(uring, "lib", _FailingLib({"uring_shutdown"}))
+        shut = px.shutdown(a)
+        drv.wait_for(shut)
+        assert isinstance(shut.exception, OSError) and shut.exception.errno == errno.EBUSY
+        monkeypatch.undo()
+        sent = px.send(a, [bytearray(b"still "), bytearray(b"open")])  # a list send checks the shut flag
+        drv.wait_for(sent)
+        assert sent.exception is None and sent.result == 10
+        assert recv_exactly(px, b, 10, drv) == b"still open"
+
+
+@needs_uring
+def test_memory_is_in_the_table_before_its_sqe_is_written(monkeypatch):
+    # What interrupts the C call must not free memory the SQE points at.
+    with open_proactor("uring") as px:
+        drv = Driver(px)
+        a, b = pair(px, drv=drv)
+        listener = px.listen(("127.0.0.1", 0))
+        u, v = px.bind(("127.0.0.1", 0)), px.bind(("127.0.0.1", 0))
+        fake = _FailingLib({"uring_msg", "uring_accept", "uring_connect", "uring_shutdown"}, px._backend)
+        monkeypatch.setattr(uring, "lib", fake)
+        ops = [px.accept(listener), px.connect(listener.getsockname()), px.recv(b, [bytearray(4), bytearray(4)]),
+               px.recvfrom(v, bytearray(8)), px.sendto(u, b"dgram", v.getsockname()),
+               px.send(a, [bytearray(b"ab"), bytearray(b"cd")]), px.shutdown(a)]
+        drv.wait_for(*ops)
+        monkeypatch.undo()
+        assert len(fake.seen) == 7 and all(fake.seen), fake.seen
+        drv.assert_once(ops)
+        assert all(op.exception is None for op in ops), [op.exception for op in ops]
+
+
+def test_a_link_local_zone_name_gives_the_scope_id():
+    lo = socket.if_nametoindex("lo") if hasattr(socket, "if_nametoindex") else None
+    if lo is None:
+        pytest.skip("no if_nametoindex here")
+    raw = uring._pack_sockaddr(socket.AF_INET6, ("fe80::1%lo", 9))
+    assert uring._unpack_sockaddr(raw + bytes(100)) == ("fe80::1", 9, 0, lo)
+    raw = uring._pack_sockaddr(socket.AF_INET6, ("fe80::1%7", 9, 0, 0))
+    assert uring._unpack_sockaddr(raw + bytes(100))[3] == 7
+    raw = uring._pack_sockaddr(socket.AF_INET6, ("fe80::1%lo", 9, 0, 3))
+    assert uring._unpack_sockaddr(raw + bytes(100))[3] == 3  # a scope given wins
+
+
+@pytest.mark.parametrize("backend", ["posix", pytest.param("uring", marks=needs_uring)])
+def test_try_send_after_a_shutdown_raises_no_sigpipe(backend):
+    # With SIGPIPE at its default action (a program may set it so), a send on a
+    # shut-down socket must be an EPIPE error, not the end of the process.
+    code = textwrap.dedent(f"""
+        import signal, socket, overlapio
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        with overlapio.Proactor({backend!r}) as px:
+            a, b = socket.socketpair()
+            op = px.shutdown(a)
+            while not op.done:
+                px.wait(1)
+            try:
+                px.try_send(a, b"x")
+            except OSError as exc:
+                print(type(exc).__name__, flush=True)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip(), (r.returncode, r.stdout, r.stderr)

@@ -100,3 +100,22 @@ def test_dual_stack_datagram_socket(px, backend):
         drv.wait_for(px.sendto(server, b"pong", addr), back)  # reply to the address as reported
         assert bytes(back.buf[:back.result.nbytes]) == b"pong"
         assert back.result.address[1] == port
+
+
+def test_bad_flowinfo_or_scope_id_refused_at_submit(px, backend):
+    # Checked with the host and port: a backend that packs the address must never
+    # meet one it cannot pack after the op was counted and queued.
+    require(backend, "recvfrom")
+    drv = Driver(px)
+    a, b = px.bind(("::1", 0)), px.bind(("::1", 0))
+    port = b.getsockname()[1]
+    for address, match in [(("::1", port, -1, 0), "flowinfo"), (("::1", port, 0x100000, 0), "flowinfo"),
+                           (("::1", port, 0, -1), "scope_id"), (("::1", port, 0, 2**32), "scope_id"),
+                           (("::1", port, 0, "x"), "scope_id"), (("::1", port, 1.0, 0), "flowinfo")]:
+        with pytest.raises(ValueError, match=match):
+            px.sendto(a, b"x", address)
+    assert px.pending == 0, "a rejected sendto was counted as pending"
+    r = px.recvfrom(b, bytearray(16))
+    drv.wait_for(px.sendto(a, b"fine", ("::1", port, 0xFFFFF, 0)), r)
+    assert bytes(r.buf[:r.result.nbytes]) == b"fine"
+    assert px.pending == 0
