@@ -31,6 +31,7 @@ import errno
 import functools
 import inspect
 import logging
+import os
 import select
 import selectors
 import signal
@@ -84,12 +85,18 @@ class _OpFuture(asyncio.Future):
 class _OpHandle(events.Handle):
     """The handle of a transport's or a server's op: its tag, made once with the op
     (``_args`` is ``(op,)``) and put in the ready queue by each completion of it, as
-    a selector loop puts a reader's handle there on each readiness.
+    a selector loop puts a reader's handle there on each readiness. Its ``_run``
+    (what ``_run_once`` calls) is ``Handle._run``, which reports what the callback
+    raises. The op's owner sets ``op.tag = None`` once the op is done for good, so
+    that op and handle (which refer to each other) go without a cyclic GC."""
 
-    ``_run`` (what ``_run_once`` calls) is an attribute: ``Handle._run`` (which
-    reports what the callback raises), or, for a callback that reports its own
-    errors, the callback itself in the handle's context with no Python frame in
-    between (a frame per message on the read path)."""
+    __slots__ = ()
+
+
+class _DirectOpHandle(_OpHandle):
+    """An _OpHandle whose callback reports its own errors: ``_run`` is the callback
+    itself in the handle's context with no Python frame in between (a frame per
+    message on the read path)."""
 
     __slots__ = ("_run",)
 
@@ -119,7 +126,7 @@ class _Selector:
             schedule = loop._ready.append
             for op in ops:
                 handle = op.tag
-                if type(handle) is _OpHandle:
+                if type(handle) is _DirectOpHandle or type(handle) is _OpHandle:
                     schedule(handle)
                 else:
                     fut = loop._awaited.pop(op, None)
@@ -218,13 +225,11 @@ class EventLoop(base_events.BaseEventLoop):
         (see _Selector), and ``px.resubmit(op)`` reuses op and handle alike.
         ``reports_errors``: ``consume`` catches and reports whatever goes wrong in it
         (see _OpHandle)."""
-        handle = _OpHandle(consume, None, self, None)
+        handle = (_DirectOpHandle if reports_errors else _OpHandle)(consume, None, self, None)
         op = submit(*operands, None, handle)
         handle._args = (op,)
         if reports_errors:
             handle._run = functools.partial(handle._context.run, consume, op)
-        else:
-            handle._run = functools.partial(events.Handle._run, handle)
         return op
 
     def close(self) -> None:
@@ -748,8 +753,14 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
         """Hand what the recv ``op`` brought to the protocol (``None``: nothing came),
         then submit the next read if the transport is reading: one function, so that
         a message costs one call here. It is run straight from the ready queue (see
-        _OpHandle) and so reports its own errors."""
+        _OpHandle) and so reports its own errors.
+
+        A BufferedProtocol is asked for its buffer when the recv completes, just before
+        buffer_updated(), as asyncio's loops do: if it gives the very buffer the recv
+        went into (a fixed buffer; SSLProtocol), the bytes are there already; else they
+        are copied into what it gives (see _recv_buffer)."""
         try:
+            buf = None
             if op is None:
                 op = self._recv_op
                 if self._recv_pending:
@@ -761,47 +772,46 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
                 n = op.nbytes  # a recv's nbytes is its result: 0 for an error and the end of stream
                 if n and protocol is not None:
                     # The per-message path.
-                    if self._buffered:
-                        try:
-                            protocol.buffer_updated(n)
-                        except (SystemExit, KeyboardInterrupt):
-                            raise
-                        except BaseException as exc:
-                            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
-                            return
-                    else:
-                        try:
-                            protocol.data_received(bytes(op.buf[:n]))
-                        except (SystemExit, KeyboardInterrupt):
-                            raise
-                        except BaseException as exc:
-                            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
-                            return
+                    try:
+                        if self._buffered:
+                            buf = protocol.get_buffer(-1)
+                            if buf is op.buf:
+                                protocol.buffer_updated(n)
+                            else:
+                                buf = self._recv_buffer(protocol, _feed_buffered(protocol, buf, op.buf, n))
+                        else:
+                            buf = op.buf
+                            protocol.data_received(bytes(buf[:n]))
+                    except (SystemExit, KeyboardInterrupt):
+                        self._loop.call_soon(self._read)  # reading goes on once the loop runs again
+                        raise
+                    except BaseException as exc:
+                        self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed." if self._buffered
+                                          else "Fatal error: protocol.data_received() call failed.")
+                        return
                 elif not self._received_otherwise(op, n):
                     return
             # Read on. (_deliver_to still the protocol: nothing since the recv stopped reading.)
-            if protocol is None or self._deliver_to is not protocol:
+            if buf is None or self._deliver_to is not protocol:
                 if self._closing or self._paused or self._eof or self._sock is None:
                     return
                 protocol = self._protocol
-            if self._buffered:
-                try:
-                    buf = protocol.get_buffer(-1)
-                    if not len(buf):
-                        raise RuntimeError("get_buffer() returned an empty buffer")
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
-                    return
-            else:
-                buf = self._own_view
-                if buf is None:
-                    buf = self._own_view = memoryview(bytearray(_RECV_SIZE))
+                if self._buffered:
+                    try:
+                        buf = self._recv_buffer(protocol, protocol.get_buffer(-1))
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+                        return
+                else:
+                    buf = self._own_buffer()
             try:
                 if op is not None and op.buf is buf:
                     self._px.resubmit(op)  # the usual case: no new op, no new handle
                 else:
+                    if op is not None:
+                        op.tag = None  # done for good: no cycle through its handle
                     self._recv_op = self._loop._submit_io(self._read, self._px.recv, self._sock, buf,
                                                           reports_errors=True)
             except (SystemExit, KeyboardInterrupt):
@@ -815,6 +825,23 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
             raise
         except BaseException as exc:
             self._fatal_error(exc, "Fatal error on socket transport")
+
+    def _own_buffer(self) -> memoryview:
+        buf = self._own_view
+        if buf is None:
+            buf = self._own_view = memoryview(bytearray(_RECV_SIZE))
+        return buf
+
+    def _recv_buffer(self, protocol: Any, last: Any) -> Any:
+        """The buffer the next recv of a BufferedProtocol goes into, ``last`` being what
+        its get_buffer() gave last: its own buffer if get_buffer(-1) gives that same
+        object again (the recv then fills it in place), else the transport's (copied
+        from at completion), so that a buffer that moves (a view from a changing
+        offset, a bytearray it resizes) is never held by a pending recv."""
+        buf = protocol.get_buffer(-1)
+        if not len(buf):
+            raise RuntimeError("get_buffer() returned an empty buffer")
+        return buf if buf is last else self._own_buffer()
 
     def _received_otherwise(self, op: Op, n: int) -> bool:
         """A recv that brought no data for the protocol it was submitted for, while
@@ -845,16 +872,7 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
             if not self._buffered:
                 protocol.data_received(data)
                 return
-            view = memoryview(data)
-            while view:
-                buf = protocol.get_buffer(len(view))
-                room = memoryview(buf).cast("B")
-                if not room:
-                    raise RuntimeError("get_buffer() returned an empty buffer")
-                n = min(len(room), len(view))
-                room[:n] = view[:n]
-                protocol.buffer_updated(n)
-                view = view[n:]
+            _feed_buffered(protocol, protocol.get_buffer(len(data)), data, len(data))
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -931,10 +949,11 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
             self._fatal_error(exc, "Fatal write error on socket transport")
 
     def _on_sent(self, op: Op) -> None:
+        op.tag = None  # done for good: no cycle through its handle
         self._send_op = None
         self._sending = 0
-        if self._sock is None:
-            return
+        if self._sock is None or self._conn_lost:
+            return  # (closed, or a forced close is on its way with its own exception)
         exc = op.exception
         if exc is not None:
             self._fatal_error(exc, "Fatal write error on socket transport")
@@ -1000,11 +1019,34 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
             # Drop every reference to the protocol and its buffers now: a completion
             # still queued (the recv that close cancelled) must not keep them alive.
             self._protocol = self._deliver_to = None
+            for op in (self._recv_op, self._send_op):
+                if op is not None:
+                    op.tag = None  # a completion still to come is dropped; no cycle through the handle
             self._recv_op = self._send_op = None
+            self._own_view = None
             self._held.clear()
             server, self._server = self._server, None
             if server is not None:
                 server._detach(self) if _SERVER_TAKES_TRANSPORT else server._detach()
+
+
+def _feed_buffered(protocol: Any, buf: Any, data: Any, n: int) -> Any:
+    """Copy ``data[:n]`` into the buffers of the BufferedProtocol ``protocol``, ``buf``
+    (from its get_buffer()) first, as many as it takes, calling buffer_updated() for
+    each; returns the last buffer."""
+    view = memoryview(data)[:n]
+    while True:
+        room = memoryview(buf).cast("B")
+        if not room:
+            raise RuntimeError("get_buffer() returned an empty buffer")
+        k = min(len(room), len(view))
+        room[:k] = view[:k]
+        del room  # (the protocol may resize its buffer in buffer_updated())
+        protocol.buffer_updated(k)
+        view = view[k:]
+        if not view:
+            return buf
+        buf = protocol.get_buffer(len(view))
 
 
 class _DatagramTransport(transports._FlowControlMixin, transports.DatagramTransport):
@@ -1083,24 +1125,31 @@ class _DatagramTransport(transports._FlowControlMixin, transports.DatagramTransp
             self._fatal_error(exc, "Fatal read error on datagram transport")
 
     def _on_recvfrom(self, op: Op) -> None:
+        op.tag = None  # done for good (the next recvfrom is a new op): no cycle through its handle
         if self._sock is None or self._closing:
             return  # closed meanwhile: the datagram is dropped, as asyncio's loops do
         self._recvs.remove(op)
         exc = op.exception
+        if exc is not None and not isinstance(exc, OSError):
+            self._fatal_error(exc, "Fatal read error on datagram transport")
+            return
         try:
             if exc is None:
                 self._protocol.datagram_received(bytes(memoryview(op.buf)[:op.nbytes]), op.result.address)
-            elif isinstance(exc, OSError):
-                self._protocol.error_received(exc)
             else:
-                self._fatal_error(exc, "Fatal read error on datagram transport")
-                return
+                self._protocol.error_received(exc)
         except (SystemExit, KeyboardInterrupt):
+            self._loop.call_soon(self._recv_next, op.buf)
             raise
         except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.datagram_received() call failed.")
-            return
+            # Reported, and receiving goes on, as asyncio's loops do.
+            self._report(exc, "Fatal error: protocol.datagram_received() call failed." if op.exception is None
+                         else "Fatal error: protocol.error_received() call failed.")
         self._recv_next(op.buf)
+
+    def _report(self, exc: BaseException, message: str) -> None:
+        self._loop.call_exception_handler({"message": message, "exception": exc, "transport": self,
+                                           "protocol": self._protocol})
 
     # -- sending -----------------------------------------------------------------------
     def sendto(self, data: Any, addr: Any = None) -> None:
@@ -1130,14 +1179,20 @@ class _DatagramTransport(transports._FlowControlMixin, transports.DatagramTransp
         self._maybe_pause_protocol()
 
     def _on_sent(self, op: Op) -> None:
+        op.tag = None  # done for good: no cycle through its handle
         self._sends -= 1
         self._sending -= len(op.buf)
-        if self._sock is None:
-            return
+        if self._sock is None or self._conn_lost:
+            return  # (closed, or a forced close is on its way with its own exception)
         exc = op.exception
-        if isinstance(exc, OSError):
-            self._protocol.error_received(exc)  # (connection refused on a connected socket, say)
-        elif exc is not None and not isinstance(exc, OperationCancelled):
+        if isinstance(exc, OSError) and not isinstance(exc, OperationCancelled):
+            try:
+                self._protocol.error_received(exc)  # (connection refused on a connected socket, say)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc2:
+                self._report(exc2, "Fatal error: protocol.error_received() call failed.")
+        elif exc is not None and not isinstance(exc, OSError):
             self._fatal_error(exc, "Fatal write error on datagram transport")
             return
         self._maybe_resume_protocol()
@@ -1186,6 +1241,8 @@ class _DatagramTransport(transports._FlowControlMixin, transports.DatagramTransp
             else:
                 self._px.close(sock)  # pending recvfroms (and sends, on abort) complete cancelled
             self._protocol = None
+            for op in self._recvs:
+                op.tag = None  # their cancelled completions are dropped; no cycle through the handle
             self._recvs.clear()
 
 
@@ -1219,6 +1276,10 @@ class _ReadinessThread:
         self._loop = loop
         self._lock = threading.Lock()
         self._tables: "tuple[dict[int, events.Handle], dict[int, events.Handle]]" = ({}, {})  # readers, writers
+        # Descriptors removed or replaced since the thread last took the tables: it
+        # unregisters them first, as their number may now name another file (epoll
+        # drops a closed descriptor by itself, and the new one would go unwatched).
+        self._removed: "set[int]" = set()
         self._closing = False
         self._go = threading.Event()  # set: the thread may select (the loop ran what it reported)
         self._go.set()
@@ -1230,9 +1291,13 @@ class _ReadinessThread:
 
     # -- the loop thread -------------------------------------------------------------------
     def set(self, which: int, fd: int, handle: events.Handle) -> None:
+        if fd not in self._tables[0] and fd not in self._tables[1]:
+            self._check(fd)
         with self._lock:
             old = self._tables[which].get(fd)
             self._tables[which][fd] = handle
+            if old is not None:
+                self._removed.add(fd)
         if old is not None:
             old.cancel()
         self._wake()
@@ -1240,6 +1305,8 @@ class _ReadinessThread:
     def remove(self, which: int, fd: int) -> bool:
         with self._lock:
             handle = self._tables[which].pop(fd, None)
+            if handle is not None:
+                self._removed.add(fd)
         if handle is None:
             return False
         handle.cancel()
@@ -1259,6 +1326,16 @@ class _ReadinessThread:
         self._thread.join()
         self._wake_r.close()
         self._wake_w.close()
+
+    def _check(self, fd: int) -> None:
+        """Raise here, as asyncio's loops do, for a descriptor the thread's selector
+        would refuse (closed: EBADF; a regular file under epoll: EPERM)."""
+        os.fstat(fd)
+        selector = self.selector_class()
+        try:
+            selector.register(fd, selectors.EVENT_READ)
+        finally:
+            selector.close()
 
     def _wake(self) -> None:
         try:
@@ -1291,6 +1368,11 @@ class _ReadinessThread:
                     want = dict.fromkeys(self._tables[0], selectors.EVENT_READ)
                     for fd in self._tables[1]:
                         want[fd] = want.get(fd, 0) | selectors.EVENT_WRITE
+                    removed, self._removed = self._removed, set()
+                for fd in removed:  # (maybe another file by now: registered anew below if wanted)
+                    closed.discard(fd)
+                    if watched.pop(fd, None) is not None:
+                        _unregister(selector, fd)
                 closed &= want.keys()
                 _sync(selector, watched, {fd: mask for fd, mask in want.items() if fd not in closed})
                 try:
@@ -1317,8 +1399,21 @@ class _ReadinessThread:
                         self._loop.call_soon_threadsafe(self._dispatch, ready)
                     except RuntimeError:  # the loop is closed
                         return
+        except BaseException as exc:
+            try:
+                self._loop.call_soon_threadsafe(self._loop.call_exception_handler, {
+                    "message": "add_reader/add_writer: the selector thread failed and stopped", "exception": exc})
+            except RuntimeError:  # the loop is closed
+                pass
         finally:
             selector.close()
+
+
+def _unregister(selector: selectors.BaseSelector, fd: int) -> None:
+    try:
+        selector.unregister(fd)
+    except (KeyError, ValueError, OSError):
+        pass
 
 
 def _sync(selector: selectors.BaseSelector, watched: "dict[int, int]", want: "dict[int, int]") -> None:
@@ -1326,10 +1421,7 @@ def _sync(selector: selectors.BaseSelector, watched: "dict[int, int]", want: "di
     refuses (closed) is left out."""
     for fd in [fd for fd in watched if fd not in want]:
         del watched[fd]
-        try:
-            selector.unregister(fd)
-        except (KeyError, ValueError, OSError):
-            pass
+        _unregister(selector, fd)
     for fd, mask in want.items():
         if watched.get(fd) == mask:
             continue
@@ -1341,10 +1433,7 @@ def _sync(selector: selectors.BaseSelector, watched: "dict[int, int]", want: "di
             watched[fd] = mask
         except (KeyError, ValueError, OSError):
             watched.pop(fd, None)
-            try:
-                selector.unregister(fd)
-            except (KeyError, ValueError, OSError):
-                pass
+            _unregister(selector, fd)
 
 
 def _drop_closed(selector: selectors.BaseSelector, watched: "dict[int, int]") -> "set[int]":
@@ -1356,10 +1445,7 @@ def _drop_closed(selector: selectors.BaseSelector, watched: "dict[int, int]") ->
         except (OSError, ValueError):
             gone.add(fd)
             del watched[fd]
-            try:
-                selector.unregister(fd)
-            except (KeyError, ValueError, OSError):
-                pass
+            _unregister(selector, fd)
     return gone
 
 
