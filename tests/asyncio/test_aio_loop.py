@@ -419,3 +419,126 @@ def test_transport_reads_with_one_recv_op_and_loses_nothing_around_it(run):
         b.close()
         await asyncio.sleep(0.01)
     run(main())
+
+
+class _Moving(asyncio.BufferedProtocol):
+    """Gives a view from where its data ends; its consumer takes the data out
+    (``del``: the buffer must not be held by a pending recv) and starts over."""
+
+    def __init__(self):
+        self.buf = bytearray(64)
+        self.end = 0
+        self.taken = bytearray()
+
+    def get_buffer(self, sizehint):
+        return memoryview(self.buf)[self.end:]
+
+    def buffer_updated(self, nbytes):
+        self.end += nbytes
+
+    def take(self):
+        self.taken += self.buf[:self.end]
+        del self.buf[:self.end]  # BufferError if a recv still holds a view of it
+        self.buf.extend(bytes(64 - len(self.buf)))
+        self.end = 0
+
+
+def test_buffered_protocol_whose_buffer_moves_between_messages(run):
+    # asyncio's loops call get_buffer() and buffer_updated() back to back: bytes must
+    # land where get_buffer() points when they are handed over, not where it pointed
+    # when the recv was submitted.
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = _pair()
+        transport, proto = await loop.connect_accepted_socket(_Moving, a)
+        sent = bytearray()
+        for i in range(10):
+            msg = bytes([65 + i]) * (5 + i)
+            sent += msg
+            b.send(msg)
+            for _ in range(400):
+                await asyncio.sleep(0.005)
+                if proto.end >= len(msg):
+                    break
+            proto.take()
+        assert proto.taken == sent
+        transport.close()
+        b.close()
+        await asyncio.sleep(0.01)
+    run(main())
+
+
+def test_keyboard_interrupt_in_data_received_leaves_the_transport_reading(run):
+    class Proto(asyncio.Protocol):
+        def __init__(self):
+            self.data = bytearray()
+            self.interrupt = True
+
+        def data_received(self, data):
+            self.data += data
+            if self.interrupt:
+                self.interrupt = False
+                raise KeyboardInterrupt
+
+    loop = oa.EventLoop(run.spec)
+    a, b = _pair()
+    try:
+        transport, proto = loop.run_until_complete(loop.connect_accepted_socket(Proto, a))
+        b.send(b"one")
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(asyncio.sleep(5))
+        b.send(b"two")
+
+        async def wait():
+            for _ in range(400):
+                await asyncio.sleep(0.005)
+                if proto.data == b"onetwo":
+                    return
+        loop.run_until_complete(wait())
+        assert proto.data == b"onetwo"
+        transport.close()
+        loop.run_until_complete(asyncio.sleep(0.01))
+    finally:
+        b.close()
+        loop.close()
+
+
+def test_closed_transport_goes_without_a_cyclic_gc(run):
+    # Op and handle refer to each other: a closed transport (its read buffer, the
+    # data it sent) must not wait for the cyclic GC to be freed.
+    import gc
+    import weakref
+
+    class Buf(bytearray):
+        pass
+
+    class Proto(_Buffered):
+        def __init__(self):
+            super().__init__()
+            self.buf = Buf(64)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = _pair()
+        transport, proto = await loop.connect_accepted_socket(Proto, a)
+        transport.write(b"x" * 100)
+        b.send(b"hello")
+        for _ in range(400):
+            await asyncio.sleep(0.005)
+            if proto.data == b"hello":
+                break
+        assert proto.data == b"hello"
+        refs = weakref.ref(transport), weakref.ref(proto.buf)
+        transport.close()
+        del transport, proto
+        await asyncio.sleep(0.05)
+        b.close()
+        return refs
+
+    gc.collect()
+    gc.disable()
+    try:
+        refs = run(main())
+        assert [r() for r in refs] == [None, None]
+    finally:
+        gc.enable()
