@@ -10,6 +10,7 @@ import os
 import socket
 import sys
 import threading
+import time
 
 import pytest
 
@@ -312,3 +313,118 @@ def test_a_descriptor_closed_while_registered_stops_no_other(spec, selector, mon
         loop.close()
         for s in (r1, w1, r2, w2):
             s.close()
+
+
+def test_datagram_received_raising_is_reported_and_receiving_goes_on(dgram_spec):
+    class Raising(Collect):
+        def datagram_received(self, data, addr):
+            super().datagram_received(data, addr)
+            if data == b"boom":
+                raise ValueError("boom")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        seen = []
+        loop.set_exception_handler(lambda loop, ctx: seen.append(ctx))
+        transport, proto = await loop.create_datagram_endpoint(Raising, local_addr=("127.0.0.1", 0))
+        addr = transport.get_extra_info("sockname")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for data in (b"boom", b"after"):
+                s.sendto(data, addr)
+                assert (await asyncio.wait_for(proto.got.get(), 5))[0] == data
+        assert not transport.is_closing()
+        assert [type(ctx["exception"]) for ctx in seen] == [ValueError]
+        transport.close()
+        assert await proto.lost is None
+    oa.run(main(), backend=dgram_spec)
+
+
+@pytest.mark.parametrize("selector", ["DefaultSelector", "SelectSelector"])
+@pytest.mark.parametrize("removed", [True, False])
+def test_add_reader_on_a_reused_descriptor_number(spec, selector, removed, monkeypatch):
+    # The thread watches fd N; N is closed (after remove_reader or not) and a new
+    # socket gets number N before the thread looks at its tables again: it must
+    # watch the new one (epoll drops a closed descriptor on its own).
+    import selectors
+    monkeypatch.setattr(oa._ReadinessThread, "selector_class", getattr(selectors, selector))
+    loop = oa.EventLoop(spec)
+    r1, w1 = socket.socketpair()
+    socks = [r1, w1]
+    try:
+        loop.add_reader(r1, lambda: None)
+        loop.run_until_complete(asyncio.sleep(0.05))  # the thread selects on r1
+        if not removed:
+            # r1 closed under select(): the thread finds it closed (select()) before the reuse
+            fd = r1.fileno()
+            r1.close()
+            loop._readiness._wake()  # select() again, on the closed r1
+            loop.run_until_complete(asyncio.sleep(0.05))
+        thread = loop._readiness
+        thread._go.clear()  # the thread stops before its next look at the tables
+        if removed:
+            loop.remove_reader(r1)
+            fd = r1.fileno()
+            r1.close()
+        time.sleep(0.05)
+        for _ in range(50):
+            r2, w2 = socket.socketpair()
+            socks += [r2, w2]
+            if r2.fileno() == fd:
+                break
+        assert r2.fileno() == fd
+        got = []
+        loop.add_reader(r2, lambda: (got.append(r2.recv(10)), loop.stop()))
+        thread._go.set()
+        w2.send(b"x")
+        loop.call_later(5, loop.stop)
+        loop.run_forever()
+        assert got == [b"x"]
+    finally:
+        loop.close()
+        for s in socks:
+            s.close()
+
+
+def test_add_reader_on_a_descriptor_the_selector_refuses_raises(spec, tmp_path):
+    loop = oa.EventLoop(spec)
+    try:
+        r, w = socket.socketpair()
+        loop.add_reader(r, lambda: None)  # (the selector thread made now does not take r's number later)
+        loop.remove_reader(r)
+        fd = r.fileno()
+        r.close()
+        w.close()
+        with pytest.raises(OSError):
+            loop.add_reader(fd, lambda: None)
+        import selectors
+        if hasattr(selectors, "EpollSelector") and oa._ReadinessThread.selector_class is selectors.EpollSelector:
+            with open(tmp_path / "f", "w") as f:
+                with pytest.raises(PermissionError):
+                    loop.add_reader(f, lambda: None)
+    finally:
+        loop.close()
+
+
+def test_selector_thread_failure_is_reported(spec, monkeypatch):
+    import selectors
+
+    class Failing(selectors.SelectSelector):
+        def select(self, timeout=None):
+            raise RuntimeError("select broke")
+
+    monkeypatch.setattr(oa._ReadinessThread, "selector_class", Failing)
+    loop = oa.EventLoop(spec)
+    seen = []
+    loop.set_exception_handler(lambda loop, ctx: seen.append(ctx))
+    r, w = socket.socketpair()
+    try:
+        loop.add_reader(r, lambda: None)
+        for _ in range(100):
+            loop.run_until_complete(asyncio.sleep(0.01))
+            if seen:
+                break
+        assert [str(ctx["exception"]) for ctx in seen] == ["select broke"]
+    finally:
+        loop.close()
+        r.close()
+        w.close()
