@@ -679,9 +679,9 @@ def run(settings: Settings, sel: Selection, progress_stream=None, quiet: bool = 
     for i, task in enumerate(plan, 1):
         label = f"r{task.repeat + 1}/{settings.repeats} {task.workload} {task.config} {task.contestant}"
         t_est = estimate_seconds([task], settings)
-        inproc_task = task.workload in INPROC_WORKLOADS
-        # one "unavailable" verdict per server contestant, per workload in-process
-        key = (task.workload if inproc_task else "server", task.contestant)
+        # one "unavailable" verdict per contestant and workload: a server without a UDP
+        # mode still runs every other workload
+        key = (task.workload, task.contestant)
         if key in unavailable_now:
             prog.advance(t_est)
             continue
@@ -694,13 +694,9 @@ def run(settings: Settings, sel: Selection, progress_stream=None, quiet: bool = 
             else:
                 rec = run_inproc(task, env, inproc_timeout)
         except Unavailable as e:
-            # One reason per contestant (per workload for in-process ones).
             unavailable_now[key] = str(e)
-            skipped.append({"contestant": task.contestant,
-                            "workload": task.workload if task.workload in INPROC_WORKLOADS else None,
-                            "reason": str(e)})
-            prog.note(f"skipped {task.contestant}"
-                      f"{' (' + task.workload + ')' if task.workload in INPROC_WORKLOADS else ''}: {e}")
+            skipped.append({"contestant": task.contestant, "workload": task.workload, "reason": str(e)})
+            prog.note(f"skipped {task.contestant} ({task.workload}): {e}")
             prog.advance(t_est)
             continue
         except (MeasureError, OSError, ValueError, KeyError) as e:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Optional
 
 from . import stats
-from .workloads import (BASELINES, INPROC_BASELINES, INPROC_WORKLOADS, NETWORK_WORKLOADS,
-                        parse_size, size_label)
+from .workloads import (BASELINES, INPROC_BASELINES, INPROC_WORKLOADS, LOOP_PREFIX, NETWORK_WORKLOADS,
+                        SAME_SERVER_LOOPS, parse_size, size_label)
 
 NET_METRICS = ("msgs_per_s", "mb_per_s", "p50_us", "p99_us", "server_cpu_per_msg_us",
                "server_util", "loadgen_util", "server_peak_rss_kib")
@@ -94,8 +94,21 @@ def compute_ratios(records: list[dict]) -> list[dict]:
         else:
             rat = stats.ratios_for_group(usable, BASELINES, RATIO_METRICS)
         for c, per_base in sorted(rat.items(), key=lambda kv: first_seen[kv[0]]):
-            out.append({"workload": w, "config": cfg, "contestant": c, "vs": per_base})
+            out.append({"workload": w, "config": cfg, "contestant": c, "vs": per_base,
+                        "same_server": same_server_ratios(c, usable)})
     return out
+
+
+def same_server_ratios(contestant: str, usable: dict[str, list[dict]]) -> dict:
+    """For ``overlapio-loop-<server>``: its ratios to ``<loop>-<server>`` on each of
+    SAME_SERVER_LOOPS that ran in the configuration, paired by repeat; else {}."""
+    if not contestant.startswith(LOOP_PREFIX):
+        return {}
+    server = contestant[len(LOOP_PREFIX):]
+    bases = [f"{loop}-{server}" for loop in SAME_SERVER_LOOPS if f"{loop}-{server}" in usable]
+    group = {b: usable[b] for b in bases}
+    group[contestant] = usable[contestant]
+    return stats.ratios_for_group(group, bases, RATIO_METRICS).get(contestant, {})
 
 
 def build_results(raw: dict) -> dict:
@@ -209,6 +222,22 @@ def markdown(res: dict) -> str:
         out += ["## Ratios (paired by repeat, same run)", "",
                 "Throughput ratio > 1 and CPU ratio < 1 mean better than the baseline.", "",
                 _table(header, table), ""]
+        same = [r for r in rat if r.get("same_server")]
+        if same:
+            header = ["workload", "config", "contestant"]
+            for loop in SAME_SERVER_LOOPS:
+                header += [f"msgs/s ÷ {loop}", f"CPU/msg ÷ {loop}"]
+            table = []
+            for r in same:
+                server = r["contestant"][len(LOOP_PREFIX):]
+                row = [r["workload"], r["config"], r["contestant"]]
+                for loop in SAME_SERVER_LOOPS:
+                    v = r["same_server"].get(f"{loop}-{server}", {})
+                    row += [_ratio(v.get("msgs_per_s")), _ratio(v.get("server_cpu_per_msg_us"))]
+                table.append(row)
+            out += ["## The same asyncio server on each loop (paired by repeat)", "",
+                    f"`{LOOP_PREFIX}<server>` ÷ `<loop>-<server>`: the same server code on overlapio's "
+                    "event loop and on the other loop.", "", _table(header, table), ""]
 
     mem = [s for s in summ if s["workload"] == "memory"]
     if mem:

@@ -61,6 +61,10 @@ ALL_WORKLOADS = NETWORK_WORKLOADS + (MEMORY_WORKLOAD,) + INPROC_WORKLOADS
 # Ratios are reported against these, when they ran in the same invocation.
 BASELINES = ("asyncio-buffered", "uvloop-protocol", "c-epoll")
 INPROC_BASELINES = ("asyncio", "uvloop")
+# overlapio's event loop running an asyncio server ("overlapio-loop-<server>") is also
+# compared with the same server on these loops ("<loop>-<server>").
+LOOP_PREFIX = "overlapio-loop-"
+SAME_SERVER_LOOPS = ("asyncio", "uvloop")
 
 
 @dataclass(frozen=True)

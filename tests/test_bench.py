@@ -134,6 +134,53 @@ def test_markdown_renders_tables():
     assert "2.00" in row and "0.50" in row  # 2x the throughput, half the CPU per message
 
 
+def test_overlapio_loop_servers_are_compared_with_the_same_server_on_each_loop():
+    recs = []
+    for rep in range(2):
+        for name, cpu in (("asyncio-streams", 20.0), ("uvloop-streams", 8.0), ("overlapio-loop-streams", 10.0),
+                          ("asyncio-buffered", 7.0), ("uvloop-protocol", 5.0)):
+            recs.append(_run(name, rep, msgs_per_s=1e6 / cpu, server_cpu_per_msg_us=cpu + rep, p50_us=50.0,
+                             p99_us=90.0, server_util=0.5, loadgen_util=0.5, server_peak_rss_kib=2048))
+    raw = {"meta": {"started": "t", "elapsed_s": 1.0, "notes": [],
+                    "settings": Settings.for_mode(True).__dict__,
+                    "machine": {"ncpu": 2, "kernel": "k", "python": "3", "cc": "cc",
+                                "loadavg_at_start": (0.0, 0.0, 0.0)}},
+           "skipped": [], "records": recs}
+    res = report.build_results(raw)
+    same = {r["contestant"]: r["same_server"] for r in res["ratios"]}
+    assert set(same["overlapio-loop-streams"]) == {"asyncio-streams", "uvloop-streams"}
+    assert same["overlapio-loop-streams"]["asyncio-streams"]["server_cpu_per_msg_us"]["min"] == pytest.approx(0.5)
+    assert same["asyncio-streams"] == {}  # only overlapio's loop is compared server by server
+    section = report.markdown(res).split("## The same asyncio server on each loop")[1]
+    row = next(ln for ln in section.splitlines() if ln.startswith("| pingpong | 1KiB x10 | overlapio-loop-streams"))
+    cells = row.strip(" |").split(" | ")
+    assert cells[4] == "0.51 (0.50–0.52)" and cells[6] == "1.24 (1.22–1.25)"  # CPU/msg ÷ asyncio, ÷ uvloop
+
+
+def test_a_server_unavailable_for_one_workload_still_runs_the_others(monkeypatch):
+    """asyncio-buffered has no UDP mode: every repeat of its pingpong must still run."""
+    spec = next(s for s in STATIC_SERVERS if s.name == "asyncio-buffered")
+    monkeypatch.setattr(harness.Tools, "build", classmethod(lambda cls: _tools_with_loadgen(cls)))
+    monkeypatch.setattr(harness, "discover", lambda *a: ([spec], [], [], {}))
+
+    def fake_run(task, spec, tools, settings, env):
+        if task.workload == "udp":
+            raise harness.Unavailable("this contestant has no UDP echo server")
+        return {**harness._base_record(task), "ok": True, "msgs_per_s": 1.0, "server_cpu_per_msg_us": 1.0}
+
+    monkeypatch.setattr(harness, "run_network", fake_run)
+    settings = Settings(repeats=3, sizes=[1024], conns=[10], udp_sizes=[64], udp_conns=[1])
+    raw = harness.run(settings, Selection(workloads=["udp", "pingpong"], contestants=None), quiet=True, warm=False)
+    assert sorted(r["repeat"] for r in raw["records"] if r["workload"] == "pingpong") == [0, 1, 2]
+    assert [(s["workload"], s["contestant"]) for s in raw["skipped"]] == [("udp", "asyncio-buffered")]
+
+
+def _tools_with_loadgen(cls):
+    tools = cls()
+    tools.loadgen = "loadgen"
+    return tools
+
+
 def _pingpong_results() -> dict:
     """Two contestants at 1, 10 and 100 connections, two repeats each, as a run records them."""
     recs = []
