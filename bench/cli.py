@@ -26,7 +26,7 @@ selection (--only):
   workloads, contestant names narrow the contestants.
 
 examples:
-  %(prog)s --quick                          whole suite, under 3 minutes
+  %(prog)s --quick                          whole suite, about 5 minutes
   %(prog)s --quick --only pingpong          quick pingpong, every contestant
   %(prog)s --only pingpong --only overlapio-posix,asyncio-buffered,c-epoll
   %(prog)s --only 'pingpong,uvloop*,c-*' --sizes 64,1K --conns 1,100
