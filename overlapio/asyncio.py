@@ -634,13 +634,57 @@ class EventLoop(base_events.BaseEventLoop):
         raise _unsupported("subprocesses")
 
 
-class _SocketTransport(transports._FlowControlMixin, transports.Transport):
+class _OpTransport:
+    """What the stream and the datagram transport share: the socket they close when
+    nobody else did, and how a fatal error ends them. The class comes first in each
+    transport's bases, so these methods take the place of asyncio's abstract ones."""
+
+    _sock: Optional[socket.socket] = None  # also for __del__ of one whose __init__ failed
+    _fatal_message = "Fatal error on transport"
+
+    def __repr__(self) -> str:
+        state = "closed" if self._sock is None else "closing" if self._closing else "open"
+        fd = self._sock.fileno() if self._sock is not None else -1
+        return f"<{type(self).__name__} fd={fd} {state} write_buffer={self.get_write_buffer_size()}>"
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if self._sock is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self._sock.close()
+
+    def _close_at_loop_close(self) -> None:
+        # The loop is closing under a transport nobody closed: its socket is
+        # closed now (asyncio's loops leave that to the garbage collector).
+        if self._sock is not None:
+            warnings.warn(f"unclosed transport {self!r} closed with its event loop", ResourceWarning, source=self)
+            sock, self._sock = self._sock, None
+            self._px.close(sock)
+
+    def get_protocol(self) -> Any:
+        return self._protocol
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def abort(self) -> None:
+        self._force_close(None)
+
+    def _fatal_error(self, exc: BaseException, message: Optional[str] = None) -> None:
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                logger.debug("%r: %s", self, message or self._fatal_message, exc_info=True)
+        else:
+            self._loop.call_exception_handler({"message": message or self._fatal_message, "exception": exc,
+                                               "transport": self, "protocol": self._protocol})
+        self._force_close(exc)
+
+
+class _SocketTransport(_OpTransport, transports._FlowControlMixin, transports.Transport):
     """A stream transport over overlapio ops: one recv op pending while reading,
     one send op in flight with the rest of the writes buffered behind it."""
 
     _start_tls_compatible = True
     _sendfile_compatible = constants._SendfileMode.FALLBACK
-    _sock: Optional[socket.socket] = None  # also for __del__ of one whose __init__ failed
 
     def __init__(self, loop: EventLoop, sock: socket.socket, protocol: Any, waiter: Any = None, extra: Any = None,
                  server: Any = None) -> None:
@@ -685,35 +729,11 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
         if waiter is not None:
             loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
 
-    def __repr__(self) -> str:
-        state = "closed" if self._sock is None else "closing" if self._closing else "open"
-        fd = self._sock.fileno() if self._sock is not None else -1
-        return f"<_SocketTransport fd={fd} {state} write_buffer={self.get_write_buffer_size()}>"
-
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        if self._sock is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._sock.close()
-
-    def _close_at_loop_close(self) -> None:
-        # The loop is closing under a transport nobody closed: its socket is
-        # closed now (asyncio's loops leave that to the garbage collector).
-        if self._sock is not None:
-            warnings.warn(f"unclosed transport {self!r} closed with its event loop", ResourceWarning, source=self)
-            sock, self._sock = self._sock, None
-            self._px.close(sock)
-
     # -- BaseTransport ---------------------------------------------------------------
     def set_protocol(self, protocol: Any) -> None:
         self._protocol = protocol
         self._deliver_to = None
         self._buffered = isinstance(protocol, protocols.BufferedProtocol)
-
-    def get_protocol(self) -> Any:
-        return self._protocol
-
-    def is_closing(self) -> bool:
-        return self._closing
 
     def close(self) -> None:
         if self._closing:
@@ -723,9 +743,6 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
         if self._send_op is None and not self._wbuf:
             self._conn_lost += 1
             self._loop.call_soon(self._call_connection_lost, None)
-
-    def abort(self) -> None:
-        self._force_close(None)
 
     # -- reading -------------------------------------------------------------------
     def is_reading(self) -> bool:
@@ -985,15 +1002,6 @@ class _SocketTransport(transports._FlowControlMixin, transports.Transport):
             self._fatal_error(exc, "Fatal error on write_eof")
 
     # -- the end -------------------------------------------------------------------
-    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
-        if isinstance(exc, OSError):
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({"message": message, "exception": exc, "transport": self,
-                                               "protocol": self._protocol})
-        self._force_close(exc)
-
     def _force_close(self, exc: Optional[BaseException]) -> None:
         if self._conn_lost:
             return
@@ -1049,11 +1057,11 @@ def _feed_buffered(protocol: Any, buf: Any, data: Any, n: int) -> Any:
         buf = protocol.get_buffer(len(view))
 
 
-class _DatagramTransport(transports._FlowControlMixin, transports.DatagramTransport):
+class _DatagramTransport(_OpTransport, transports._FlowControlMixin, transports.DatagramTransport):
     """A datagram transport over overlapio ops: a few recvfrom ops pending while
     open, and one sendto op per datagram sent (the Proactor sends them in order)."""
 
-    _sock: Optional[socket.socket] = None  # also for __del__ of one whose __init__ failed
+    _fatal_message = "Fatal error on datagram transport"
 
     def __init__(self, loop: EventLoop, sock: socket.socket, protocol: Any, address: Any = None, waiter: Any = None,
                  extra: Any = None) -> None:
@@ -1081,30 +1089,8 @@ class _DatagramTransport(transports._FlowControlMixin, transports.DatagramTransp
         if waiter is not None:
             loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
 
-    def __repr__(self) -> str:
-        state = "closed" if self._sock is None else "closing" if self._closing else "open"
-        fd = self._sock.fileno() if self._sock is not None else -1
-        return f"<_DatagramTransport fd={fd} {state} write_buffer={self._sending}>"
-
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        if self._sock is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._sock.close()
-
-    def _close_at_loop_close(self) -> None:
-        if self._sock is not None:
-            warnings.warn(f"unclosed transport {self!r} closed with its event loop", ResourceWarning, source=self)
-            sock, self._sock = self._sock, None
-            self._px.close(sock)
-
-    def get_protocol(self) -> Any:
-        return self._protocol
-
     def set_protocol(self, protocol: Any) -> None:
         self._protocol = protocol
-
-    def is_closing(self) -> bool:
-        return self._closing
 
     def get_write_buffer_size(self) -> int:
         return self._sending
@@ -1207,18 +1193,6 @@ class _DatagramTransport(transports._FlowControlMixin, transports.DatagramTransp
         if not self._sends:  # else the last send's completion ends it
             self._conn_lost += 1
             self._loop.call_soon(self._call_connection_lost, None)
-
-    def abort(self) -> None:
-        self._force_close(None)
-
-    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on datagram transport") -> None:
-        if isinstance(exc, OSError):
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({"message": message, "exception": exc, "transport": self,
-                                               "protocol": self._protocol})
-        self._force_close(exc)
 
     def _force_close(self, exc: Optional[BaseException]) -> None:
         if self._conn_lost:
