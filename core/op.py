@@ -94,9 +94,10 @@ class Op:
     @property
     def exception(self) -> Optional[BaseException]:
         """The op's exception, or ``None`` if it succeeded. Raises if still pending."""
-        if not self.done:
+        error = self._error
+        if error is None and self._value is _PENDING:  # not done (the test of done, inlined: no second call)
             raise RuntimeError(f"{self!r} is still pending")
-        return self._error
+        return error
 
     @property
     def result(self) -> Any:
