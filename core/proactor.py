@@ -1084,11 +1084,10 @@ class Proactor:
         callbacks complete at once (an eager send, say) go out without a poll in
         between, while a chain of instant completions cannot starve I/O."""
         ready = self._ready
-        popleft = ready.popleft
         for _ in range(_PASSES * len(ready)):
             if not ready:  # all done (or a callback closed the Proactor)
                 break
-            op = popleft()
+            op = ready.popleft()  # (a method call CPython specialises; a bound method it does not)
             self._pending -= 1  # at once: a callback may read pending, or wait itself
             callback = op.callback
             if callback is None:
