@@ -35,7 +35,34 @@ Callback = Callable[["Op"], Any]
 _PENDING = object()  # sentinel for "no value yet"
 
 
-class Op:
+class _OpType(type):
+    """Op's type: ``Op(kind, sock, buf, tag, callback)`` is built here, so that Op
+    itself has neither ``__init__`` nor ``__new__`` and :data:`new_op` makes a bare
+    Op in C alone (``object.__new__(Op)`` costs more, and an ``__init__`` a second
+    interpreter frame): the per-message path of ``Proactor.recv()``/``send()``."""
+
+    def __call__(cls, kind: OpKind, sock: Any, buf: Any, tag: Any, callback: Optional[Callback]) -> "Op":
+        # Proactor.recv()/send() set these same fields inline (the per-message path);
+        # tests/test_core.py::test_inline_ops_set_every_field fails if they drift apart.
+        op = type.__call__(cls)
+        op.kind = kind
+        op.sock = sock
+        op.buf = buf
+        op.tag = tag
+        op.callback = callback
+        op.nbytes = 0
+        op._value = _PENDING
+        op._error = None
+        # core: the submission's record until the op surfaces (handed to its callback or
+        # returned by wait()): its Proactor, or the record of its timeout= (which names
+        # the Proactor); None before and after. resubmit, cancel and timers read it.
+        op._inflight = None
+        op._view = None  # core: a send's data as flat bytes (what the backend sends)
+        op._bk = None  # the backend's own per-op state; the core only resets it to None
+        return op
+
+
+class Op(metaclass=_OpType):
     """One operation submitted to a :class:`~overlapio.Proactor`.
 
     Attributes set at submission:
@@ -62,24 +89,6 @@ class Op:
     # write each one.
     __slots__ = ("kind", "sock", "buf", "tag", "callback", "nbytes", "_value", "_error", "_inflight", "_view",
                  "_bk", "__weakref__")
-
-    def __init__(self, kind: OpKind, sock: Any, buf: Any, tag: Any, callback: Optional[Callback]) -> None:
-        # Proactor.recv()/send() set these same fields inline (the per-message path);
-        # tests/test_core.py::test_inline_ops_set_every_field fails if they drift apart.
-        self.kind = kind
-        self.sock = sock
-        self.buf = buf
-        self.tag = tag
-        self.callback = callback
-        self.nbytes = 0
-        self._value: Any = _PENDING
-        self._error: Optional[BaseException] = None
-        # core: the submission's record until the op surfaces (handed to its callback or
-        # returned by wait()): its Proactor, or the record of its timeout= (which names
-        # the Proactor); None before and after. resubmit, cancel and timers read it.
-        self._inflight: Any = None
-        self._view: Any = None  # core: a send's data as flat bytes (what the backend sends)
-        self._bk: Any = None  # the backend's own per-op state; the core only resets it to None
 
     @property
     def done(self) -> bool:
@@ -124,6 +133,11 @@ class Op:
             state = f"result={self._value!r}"
         tag = f" tag={self.tag!r}" if self.tag is not None else ""
         return f"<Op {self.kind.name}{tag} {state}>"
+
+
+#: A new Op with no field set (the caller sets every one): type.__call__ itself,
+#: which skips _OpType.__call__.
+new_op = type.__call__.__get__(Op)
 
 
 class Datagram(tuple):

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 from . import interrupts
 from .backend import Backend
 from .errors import OperationCancelled, ProactorClosedError, normalize
-from .op import _PENDING, Callback, Op, OpKind
+from .op import _PENDING, Callback, Op, OpKind, new_op
 from .registry import default_backend, load_backend
 from .resolver import Resolver
 from .trace import Tracer
@@ -38,7 +38,6 @@ _REUSEADDR_IS_SAFE = sys.platform != "win32"
 _MAX_POLL = 86400.0  # seconds: the longest single OS wait
 _PASSES = 4  # a dispatch hands over at most 4x the ops ready when it began (see _dispatch)
 _COMPACT_MIN = 128  # timer heap size below which it is never rebuilt without its dead entries (see _push_timer)
-_new = object.__new__
 _ACCEPTCONN = getattr(socket, "SO_ACCEPTCONN", None)  # (None where the OS cannot say: accept() then trusts)
 _PEEK = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
 
@@ -406,8 +405,8 @@ class Proactor:
             return self._submit_vector(_RECV, sock, buf, callback, tag, timeout)
         else:
             size = _writable_size(buf)
-        # Op.__init__, inlined: this and send() are the per-message path.
-        op = _new(Op)
+        # Op(...), inlined: this and send() are the per-message path.
+        op = new_op()
         op.kind = _RECV; op.sock = sock; op.buf = buf; op.tag = tag; op.callback = callback
         op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._view = None; op._bk = None
         if timeout is not None:
@@ -443,7 +442,7 @@ class Proactor:
             return self._submit_vector(_SEND, sock, data, callback, tag, timeout)
         else:
             view = _byte_view(data)
-        op = _new(Op)  # Op.__init__, inlined (see recv)
+        op = new_op()  # Op(...), inlined (see recv)
         op.kind = _SEND; op.sock = sock; op.buf = data; op.tag = tag; op.callback = callback
         op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._view = view; op._bk = None
         if timeout is not None:
