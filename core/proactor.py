@@ -32,6 +32,11 @@ from .trace import Tracer
 __all__ = ["Proactor"]
 
 _SOCKET_TYPE = socket.socket
+# The per-message paths test a socket.socket's own record of being closed, its
+# _closed (set by close(), detach() and leaving a with block): one slot read, where
+# fileno() is a call CPython 3.11 does not specialise on a subclass of _socket.socket
+# (~400 instructions). Once set, _check_sock asks fileno() itself (close() leaves the
+# descriptor open while a makefile() file still uses it).
 # On Windows SO_REUSEADDR lets a second socket bind a port in use (as in
 # socket.create_server, it is left off there; TIME_WAIT does not block a bind).
 _REUSEADDR_IS_SAFE = sys.platform != "win32"
@@ -392,7 +397,7 @@ class Proactor:
         fills them in order (``recvmsg_into``; one WSARecv with several WSABUFs)
         and ``n`` counts the bytes over all of them.
         """
-        if self._closed or type(sock) is not _SOCKET_TYPE or sock.fileno() < 0:
+        if self._closed or type(sock) is not _SOCKET_TYPE or sock._closed:
             self._check_sock(sock)  # the full checks, for their messages
         if callback is not None and not callable(callback):
             _check_callback(callback)
@@ -430,7 +435,7 @@ class Proactor:
         in order as one op (``sendmsg``; one WSASend with several WSABUFs), the
         value and ``nbytes`` counting bytes over all of them.
         """
-        if self._closed or type(sock) is not _SOCKET_TYPE or sock.fileno() < 0:
+        if self._closed or type(sock) is not _SOCKET_TYPE or sock._closed:
             self._check_sock(sock)
         if callback is not None and not callable(callback):
             _check_callback(callback)
@@ -656,7 +661,7 @@ class Proactor:
                 size = buf.nbytes if buftype is memoryview else len(buf) if buftype is bytearray else \
                     _writable_size(buf) if buftype is not list else len(_vector(buf, True))
                 sock = op.sock
-                if self._closed or sock.fileno() < 0:
+                if self._closed or sock._closed:
                     self._check_sock(sock)
                 # A new Op's fields, as recv() sets them (tests/test_core.py checks all are reset);
                 # _inflight = self also kills the last submission's timeout, if any.

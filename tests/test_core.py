@@ -427,6 +427,38 @@ def _platform_backend():
     return registry.load_backend(registry.default_backend({}))
 
 
+def test_closed_socket_checks_of_the_per_message_paths():
+    # recv(), send() and resubmit() test the socket's own closed flag first (cheap),
+    # then fileno(): a detached socket is refused as closed, while one closed with a
+    # makefile() file still open keeps its descriptor and still works.
+    with overlapio.Proactor() as px:
+        a, b = socket.socketpair()
+        done = px.recv(b, bytearray(1))
+        a.send(b"x")
+        while not px.wait(1):
+            pass
+        spare = socket.socket()
+        spare.detach()
+        for submit in (lambda: px.recv(spare, bytearray(1)), lambda: px.send(spare, b"x")):
+            with pytest.raises(ValueError, match="socket is closed"):
+                submit()
+        file = b.makefile("rb")
+        b.close()  # the descriptor stays open while the file uses it
+        got = px.recv(b, bytearray(2))
+        sent = px.send(a, b"yz")
+        while not (got.done and sent.done):
+            px.wait(1)
+        assert got.result == 2 and sent.result == 2
+        file.close()  # now the descriptor closes
+        with pytest.raises(ValueError, match="socket is closed"):
+            px.resubmit(done)
+        fd = a.detach()
+        with pytest.raises(ValueError, match="socket is closed"):
+            px.send(a, b"x")
+        os.close(fd)
+        assert px.pending == 0
+
+
 def test_backend_gets_the_ready_queue_in_its_constructor():
     seen = {}
 
