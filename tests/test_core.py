@@ -411,7 +411,7 @@ def test_cancelled_timers_do_not_pile_up_in_the_heap():
 
 
 def test_inline_ops_set_every_field():
-    # recv() and send() build their Op without Op.__init__: each must still set
+    # recv() and send() build their Op inline, not with Op(...): each must still set
     # every slot, or reading a field of a fresh op raises AttributeError.
     from overlapio.core.op import Op
 
