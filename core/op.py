@@ -83,6 +83,10 @@ class Op(metaclass=_OpType):
     to read: nothing was read); SHUTDOWN ``None``; RECVFROM a
     :class:`Datagram` ``(nbytes, address)``; SENDTO ``len(data)``; RESOLVE the
     list ``socket.getaddrinfo`` returns.
+
+    Ops are made by the Proactor's methods; Op is not meant to be subclassed
+    (its type builds every Op with the fields above, and no ``__init__`` of a
+    subclass would run).
     """
 
     # The core's slots and the backend's: core/backend.py documents who may read and

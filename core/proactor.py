@@ -660,8 +660,8 @@ class Proactor:
                 buftype = type(buf)
                 size = buf.nbytes if buftype is memoryview else len(buf) if buftype is bytearray else \
                     _writable_size(buf) if buftype is not list else len(_vector(buf, True))
-                if self._closed or op.sock._closed:
-                    self._check_sock(op.sock)
+                if self._closed or type(op.sock) is not _SOCKET_TYPE or op.sock._closed:
+                    self._check_sock(op.sock)  # (a subclass may close without the flag: the full check)
                 # A new Op's fields, as recv() sets them (tests/test_core.py checks all are reset);
                 # _inflight = self also kills the last submission's timeout, if any.
                 op.nbytes = 0; op._value = _PENDING; op._error = None; op._inflight = self; op._bk = None

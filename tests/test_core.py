@@ -438,7 +438,7 @@ def test_closed_socket_checks_of_the_per_message_paths():
         while not px.wait(1):
             pass
         spare = socket.socket()
-        spare.detach()
+        socket.close(spare.detach())
         for submit in (lambda: px.recv(spare, bytearray(1)), lambda: px.send(spare, b"x")):
             with pytest.raises(ValueError, match="socket is closed"):
                 submit()
@@ -455,7 +455,7 @@ def test_closed_socket_checks_of_the_per_message_paths():
         fd = a.detach()
         with pytest.raises(ValueError, match="socket is closed"):
             px.send(a, b"x")
-        os.close(fd)
+        socket.close(fd)  # (a SOCKET handle on Windows, not a C runtime descriptor)
         assert px.pending == 0
 
 
