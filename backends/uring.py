@@ -449,10 +449,12 @@ class UringBackend(Backend):
                 sends.append(op)
                 self._start_send(st, op)
                 return
-            try:
-                n = self.try_send(sock, view)
+            try:  # try_send, inlined: nothing is queued on st
+                n = sock.send(view, _TRY_SEND_FLAGS)
+            except (BlockingIOError, InterruptedError):
+                n = 0
             except OSError as exc:
-                self._complete(op, None, exc)
+                self._complete(op, None, self._send_error(st, exc))
                 return
             if n == len(view):
                 op.nbytes = op._value = n
@@ -502,7 +504,12 @@ class UringBackend(Backend):
         except (BlockingIOError, InterruptedError):
             return 0
         except OSError as exc:
-            raise send_after_shutdown() if st is not None and st.shut else normalize(exc)
+            raise self._send_error(st, exc)
+
+    @staticmethod
+    def _send_error(st: Optional[_Sock], exc: OSError) -> OSError:
+        """The error of a send the OS refused (after a shutdown op: that one)."""
+        return send_after_shutdown() if st is not None and st.shut else normalize(exc)
 
     def cancel(self, op: Op) -> None:
         ud = op._bk
@@ -616,10 +623,10 @@ class UringBackend(Backend):
         ready = self._ready
         cancelling = self._cancelling
         for ud, res in zip(self._staged_ud[:n].tolist(), self._staged_res[:n].tolist()):
-            entry = inflight.get(ud)
-            if entry is None:
+            try:  # (a subscript, not get(): no call)
+                op, st, keep = inflight[ud]
+            except KeyError:
                 continue  # handled before an interruption
-            op, st, keep = entry
             # The per-message paths: a recv that got data (or end of stream), a
             # send that went out in full. No call until the append, so a signal's
             # exception cannot land half-way (see _recover).

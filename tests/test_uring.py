@@ -135,8 +135,17 @@ def _swap_ready(px: Proactor, ready: deque) -> None:
 
 def _sends_through_the_ring(px: Proactor) -> None:
     """A send op normally goes out at once when the socket takes it all; these
-    cases are about send completions handled from the ring."""
-    px._backend.try_send = lambda sock, data: 0
+    cases are about send completions handled from the ring: each send op is queued
+    as if the socket took none of it at once."""
+    bk = px._backend
+
+    def send(op) -> None:
+        st = bk._socks.get(op.sock) or bk._state(op.sock)
+        st.sends.append(op)
+        if st.sends[0] is op:
+            bk._start_send(st, op)
+
+    bk.send = send
 
 
 @needs_uring
