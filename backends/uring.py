@@ -416,22 +416,24 @@ class UringBackend(Backend):
     def recv(self, op: Op) -> None:
         st = self._socks.get(op.sock) or self._state(op.sock)
         recvs = st.recvs
+        if recvs:  # it waits for those ahead
+            recvs.append(op)
+            return
         recvs.append(op)
-        if len(recvs) == 1:
-            if op._view is not None:  # a list of buffers
-                self._start_recv(st, op)
-                return
-            # _start_recv, inlined: the per-message path.
-            keep = from_buffer(op.buf)
-            ud = self._ud
-            self._ud = ud + 1
-            sq = self._sq
-            sq.append(ud)
-            sq.append(st.req)
-            sq.append(len(keep))
-            self._bufs.append(keep)
-            op._bk = ud
-            self._inflight[ud] = (op, st, keep)
+        if op._view is not None:  # a list of buffers
+            self._start_recv(st, op)
+            return
+        # _start_recv, inlined: the per-message path.
+        keep = from_buffer(op.buf)
+        ud = self._ud
+        self._ud = ud + 1
+        sq = self._sq
+        sq.append(ud)
+        sq.append(st.req)
+        sq.append(len(keep))
+        self._bufs.append(keep)
+        op._bk = ud
+        self._inflight[ud] = (op, st, keep)
 
     def send(self, op: Op) -> None:
         sock = op.sock
@@ -630,8 +632,7 @@ class UringBackend(Backend):
             # The per-message paths: a recv that got data (or end of stream), a
             # send that went out in full. No call until the append, so a signal's
             # exception cannot land half-way (see _recover).
-            kind = op.kind
-            if kind is _RECV and res >= 0:
+            if op.kind is _RECV and res >= 0:
                 recvs = st.recvs
                 if recvs and recvs[0] is op:
                     del recvs[0]
@@ -642,7 +643,7 @@ class UringBackend(Backend):
                     cancelling.discard(ud)
                 if recvs and st.live:
                     self._start_recv(st, recvs[0])
-            elif kind is _SEND and res >= 0 and op.nbytes + res == len(keep):
+            elif op.kind is _SEND and res >= 0 and op.nbytes + res == len(keep):
                 sends = st.sends
                 if sends and sends[0] is op:
                     del sends[0]
