@@ -149,7 +149,9 @@ class _Ring:
         self.r = ffi.new("struct uring *")
         self.inflight: dict[int, tuple] = {}  # user data -> (op, _Sock, cffi buffer view)
         # Requests not yet written into the ring (their ops are in inflight already):
-        # sq holds user data, fd << 1 | is-a-send and length of each, bufs its buffer.
+        # sq holds fd << 1 | is-a-send and length of each, bufs its buffer (NULL: taken
+        # back). Their user data is implicit: the latest queued ones, consecutive even
+        # numbers (see uring_cdef.py).
         self.sq: list[int] = []
         self.bufs: list = []
         self.wake_fd = os.eventfd(0, os.EFD_CLOEXEC)  # blocking: the ring's read of it must wait
@@ -168,11 +170,9 @@ class _Ring:
         every completion, passing staged ones to ``handle()`` (or dropping them).
         Then release the ring, unless the kernel still holds buffers."""
         lib_, r, inflight, sq = self._lib, self.r, self.inflight, self.sq
-        if sq:
-            lib_.uring_queue(r, sq, self.bufs, len(self.bufs))
-            for ud in sq[::3]:
-                if ud > r.queued_ud:  # the ring was full: the kernel never saw it
-                    inflight.pop(ud, None)
+        if sq:  # requests never written (even user data past the last written): the kernel never saw them
+            for ud in [ud for ud in inflight if not ud & 1 and ud > r.queued_ud]:
+                del inflight[ud]
             sq.clear()
             self.bufs.clear()
         for ud in list(inflight):
@@ -183,7 +183,7 @@ class _Ring:
             if self._clock() > deadline:
                 self._leaked.append(self)  # the kernel may still write into these buffers
                 return False
-            lib_.uring_wait(r, 50_000_000, self._ffi.NULL, self._ffi.NULL, 0)
+            lib_.uring_wait(r, 50_000_000, 0, self._ffi.NULL, self._ffi.NULL, 0)
             if handle is not None:
                 handle()
             else:
@@ -236,7 +236,10 @@ class UringBackend(Backend):
         self._bufs = self._ring.bufs
         self._cancelling: set[int] = set()  # user data of ops asked to cancel
         self._accepted: dict[int, tuple] = {}  # user data -> (conn, address) not yet recorded
-        self._ud = 2  # 0 and 1 are the C half's own
+        # User data (0 and 1 are the C half's own): even for queued requests (the
+        # C half counts them back from the next one), odd for SQEs written directly.
+        self._ud = 2  # the next queued request's
+        self._direct_ud = 3
         self._socks: dict[socket.socket, _Sock] = {}
         self._by_fd: dict[int, _Sock] = {}
         self._interrupted = False  # an exception left poll() half-way: see _recover
@@ -265,18 +268,18 @@ class UringBackend(Backend):
     def _flush(self) -> None:
         """Write the queued recv and send requests into the ring: before an SQE
         written directly, so that the ring keeps submission order."""
-        sq = self._sq
-        if sq and _uring_queue(self._r, sq, self._bufs, len(self._bufs)):
-            sq.clear()
-            self._bufs.clear()
+        bufs = self._bufs
+        if bufs and _uring_queue(self._r, self._ud, self._sq, bufs, len(bufs)):
+            self._sq.clear()
+            bufs.clear()
 
     def _enter(self, op: Op, st: _Sock, keep: Any) -> int:
         """The user data for an SQE written directly, after the queued requests
         (so the ring keeps submission order). ``op`` and ``keep`` (the memory the
         SQE points at) go into the table first: whatever interrupts the C call,
         that memory stays alive until the kernel is done with it."""
-        ud = self._ud
-        self._ud = ud + 1
+        ud = self._direct_ud
+        self._direct_ud = ud + 2
         self._flush()
         op._bk = ud
         self._inflight[ud] = (op, st, keep)
@@ -303,11 +306,10 @@ class UringBackend(Backend):
             return
         keep = from_buffer(op.buf)  # (the core checked that it is writable; one argument parses fastest)
         ud = self._ud
-        self._ud = ud + 1
         sq = self._sq
-        sq.append(ud)
         sq.append(st.req)
         sq.append(len(keep))
+        self._ud = ud + 2  # (next to the append: the C half counts user data from len(bufs))
         self._bufs.append(keep)
         op._bk = ud
         self._inflight[ud] = (op, st, keep)
@@ -318,12 +320,11 @@ class UringBackend(Backend):
             return
         keep = from_buffer(op._view)
         ud = self._ud
-        self._ud = ud + 1
         done = op.nbytes
         sq = self._sq
-        sq.append(ud)
         sq.append(st.req + 1)
         sq.append(len(keep) - done)
+        self._ud = ud + 2
         self._bufs.append(keep + done)
         op._bk = ud
         self._inflight[ud] = (op, st, keep)
@@ -426,11 +427,10 @@ class UringBackend(Backend):
         # _start_recv, inlined: the per-message path.
         keep = from_buffer(op.buf)
         ud = self._ud
-        self._ud = ud + 1
         sq = self._sq
-        sq.append(ud)
         sq.append(st.req)
         sq.append(len(keep))
+        self._ud = ud + 2  # (next to the append: the C half counts user data from len(bufs))
         self._bufs.append(keep)
         op._bk = ud
         self._inflight[ud] = (op, st, keep)
@@ -547,13 +547,11 @@ class UringBackend(Backend):
 
     def _drop_request(self, ud: int) -> bool:
         """Take the request of ``ud`` off the queue if the ring was too full for it."""
-        sq = self._sq
-        if sq and ud > self._r.queued_ud:
-            for i in range(0, len(sq), 3):
-                if sq[i] == ud:
-                    del sq[i:i + 3]
-                    del self._bufs[i // 3]
-                    return True
+        bufs = self._bufs
+        if bufs and not ud & 1 and ud > self._r.queued_ud:  # (else written, or never queued)
+            # Voided in place, not deleted: the user data of those after it is implicit.
+            bufs[(ud - self._ud) // 2 + len(bufs)] = ffi.NULL
+            return True
         return False
 
     def close_socket(self, sock: socket.socket) -> None:
@@ -599,7 +597,7 @@ class UringBackend(Backend):
                 ns = 1
         sq, bufs = self._sq, self._bufs
         try:
-            n = _uring_wait(self._r, ns, sq, bufs, len(bufs))  # 2 x completions staged + backlog, or -errno
+            n = _uring_wait(self._r, ns, self._ud, sq, bufs, len(bufs))  # 2 x completions staged + backlog, or -errno
             if n >= 0:
                 if sq and not n & 1:  # all written into the ring
                     sq.clear()  # (kept, should an exception come first: the C half skips what it wrote)

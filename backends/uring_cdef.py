@@ -7,17 +7,22 @@ arrays so Python walks one list per poll instead of reading each CQE field
 through cffi.
 
 User data: 0 marks a completion nobody waits for (a cancel request's own
-result), 1 the eventfd read that wakes the ring; ops use 2 and up.
+result), 1 the eventfd read that wakes the ring; ops use 2 and up: even for
+queued recvs and sends, odd for the SQEs written directly.
 
-Recvs and sends reach the ring in batches: Python queues each as three
-integers in one list (user data, fd << 1 | is-a-send, length) and its buffer in
+Recvs and sends reach the ring in batches: Python queues each as two
+integers in one list (fd << 1 | is-a-send, length) and its buffer in
 another, and hands both lists to one call (``uring_wait``, or ``uring_queue``
 before any SQE written directly), which writes their SQEs: one cffi call per
 poll instead of one per op, and flat lists of small integers and pointers,
-which cffi converts several times faster than a list of struct tuples. User data grows
-with every request, so a request at or below ``queued_ud`` is in the ring
-already: lists handed over again (an exception stopped Python before it
-cleared them) write nothing twice.
+which cffi converts several times faster than a list of struct tuples (each
+item still costs a few hundred instructions: the fewer per request, the better).
+The user data of the queued requests is not in the lists: they are the latest
+queued ones, which take consecutive even numbers, so the call gets the next
+one (``next_ud``) and request i of n has next_ud - 2(n - i). User data grows with every request, so
+a request at or below ``queued_ud`` is in the ring already: lists handed over
+again (an exception stopped Python before it cleared them) write nothing
+twice. A NULL buffer marks a request taken back before it was written.
 
 Kept in a ``.py`` module (strings) so that an sdist carries it like any other
 source file.
@@ -41,8 +46,8 @@ int uring_probe(void);
 int uring_open(struct uring *r, unsigned sq_entries, unsigned cq_entries, int wake_fd);
 void uring_close(struct uring *r);
 int uring_submit(struct uring *r);
-int uring_queue(struct uring *r, int64_t *q, void **bufs, unsigned n);
-int uring_wait(struct uring *r, int64_t timeout_ns, int64_t *q, void **bufs, unsigned n);
+int uring_queue(struct uring *r, uint64_t next_ud, int64_t *q, void **bufs, unsigned n);
+int uring_wait(struct uring *r, int64_t timeout_ns, uint64_t next_ud, int64_t *q, void **bufs, unsigned n);
 int uring_accept(struct uring *r, int fd, void *addr, void *addrlen, uint64_t ud);
 int uring_connect(struct uring *r, int fd, void *addr, unsigned addrlen, uint64_t ud);
 int uring_poll_in(struct uring *r, int fd, uint64_t ud);
@@ -292,24 +297,29 @@ static void reap(struct uring *r)
         arm_wake(r);
 }
 
-/* Write the SQEs of the n requests not written yet (q: user data,
-   fd << 1 | is-a-send and length of each; bufs: its buffer). 1 if all are in
-   the ring; 0 if it is full and the kernel takes nothing now (the rest go on a
-   later call). */
-int uring_queue(struct uring *r, int64_t *q, void **bufs, unsigned n)
+/* Write the SQEs of the n requests not written yet (user data next_ud - 2(n - i);
+   q: fd << 1 | is-a-send and length of each; bufs: its buffer, NULL for one
+   taken back). 1 if all are in the ring; 0 if it is full and the kernel takes
+   nothing now (the rest go on a later call). */
+int uring_queue(struct uring *r, uint64_t next_ud, int64_t *q, void **bufs, unsigned n)
 {
-    for (unsigned i = 0; i < n; i++, q += 3) {
-        uint64_t ud = (uint64_t)q[0];
+    uint64_t base = next_ud - 2 * (uint64_t)n;
+    for (unsigned i = 0; i < n; i++, q += 2) {
+        uint64_t ud = base + 2 * (uint64_t)i;
         if (ud <= r->queued_ud)
             continue;
+        if (!bufs[i]) {
+            r->queued_ud = ud;
+            continue;
+        }
         struct io_uring_sqe *sqe = get_sqe(r);
         if (!sqe)
             return 0;
-        sqe->fd = (int)(q[1] >> 1);
+        sqe->fd = (int)(q[0] >> 1);
         sqe->addr = (uint64_t)(uintptr_t)bufs[i];
-        sqe->len = (unsigned)q[2];
+        sqe->len = (unsigned)q[1];
         sqe->user_data = ud;
-        if (q[1] & 1) {
+        if (q[0] & 1) {
             /* MSG_WAITALL: the kernel retries short sends itself, so the completion
                says all of it went out, or how much did before an error or a cancel. */
             sqe->opcode = IORING_OP_SEND;
@@ -334,9 +344,9 @@ int uring_queue(struct uring *r, int64_t *q, void **bufs, unsigned n)
    read from Python per poll), or -errno of io_uring_enter (a signal's EINTR and a
    timeout are no errors: what arrived is staged all the same, and the caller's
    signal handler runs next). */
-int uring_wait(struct uring *r, int64_t timeout_ns, int64_t *q, void **bufs, unsigned n)
+int uring_wait(struct uring *r, int64_t timeout_ns, uint64_t next_ud, int64_t *q, void **bufs, unsigned n)
 {
-    r->backlog = n && !uring_queue(r, q, bufs, n);
+    r->backlog = n && !uring_queue(r, next_ud, q, bufs, n);
     struct __kernel_timespec ts;
     struct io_uring_getevents_arg arg;
     unsigned min_complete = 0;

@@ -91,12 +91,12 @@ def test_requests_the_ring_did_not_take_go_at_the_next_poll(monkeypatch):
     real = uring._uring_wait
     held = []
 
-    def takes_all_but_the_last(r, ns, sq, bufs, n):
+    def takes_all_but_the_last(r, ns, next_ud, sq, bufs, n):
         if not held and n >= 2:
-            held.append(sq[-3])
-            rc = real(r, 0, sq[:-3], bufs[:-1], n - 1)
+            held.append(next_ud - 2)  # the last request's user data
+            rc = real(r, 0, next_ud - 2, sq[:-2], bufs[:-1], n - 1)
             return rc | 1 if rc >= 0 else rc
-        return real(r, ns, sq, bufs, n)
+        return real(r, ns, next_ud, sq, bufs, n)
 
     with open_proactor("uring") as px:
         drv = Driver(px)
@@ -110,6 +110,32 @@ def test_requests_the_ring_did_not_take_go_at_the_next_poll(monkeypatch):
         drv.wait_for(*ops)
         drv.assert_once(ops)
         assert [bytes(op.buf[:op.result]) for op in ops] == [b"data 0", b"data 1"]
+
+
+@needs_uring
+def test_a_request_cancelled_before_the_ring_took_it_never_runs(monkeypatch):
+    # The ring is full: queued recvs wait in the backend's list. Cancelling one takes
+    # it back there (its op completes cancelled now); the others keep their user data
+    # (the C half numbers the list's requests by position) and complete with the
+    # data of their own sockets, and the cancelled one never reads from its socket.
+    with open_proactor("uring") as px:
+        drv = Driver(px)
+        conns = [pair(px, drv=drv) for _ in range(3)]
+        monkeypatch.setattr(uring, "_uring_queue", lambda *args: 0)  # the ring takes nothing
+        monkeypatch.setattr(uring, "_uring_wait", lambda r, ns, next_ud, sq, bufs, n: 1 if n else 0)
+        ops = [px.recv(b, bytearray(16), drv.cb) for _, b in conns]
+        px.cancel(ops[1])
+        drv.pump(0)
+        assert ops[1].cancelled and not ops[0].done and not ops[2].done
+        monkeypatch.undo()
+        for i, (a, _) in enumerate(conns):
+            a.send(b"data %d" % i)
+        drv.wait_for(ops[0], ops[2])
+        assert [bytes(op.buf[:op.result]) for op in (ops[0], ops[2])] == [b"data 0", b"data 2"]
+        again = px.recv(conns[1][1], bytearray(16))
+        drv.wait_for(again)
+        assert bytes(again.buf[:again.result]) == b"data 1"
+        drv.assert_once(ops + [again])
 
 
 # -- an exception part-way through poll() ---------------------------------------------
