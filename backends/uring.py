@@ -179,16 +179,20 @@ class _Ring:
             lib_.uring_cancel(r, ud)
         lib_.uring_cancel(r, 1)  # the eventfd read
         deadline = self._clock() + limit
-        while inflight or r.wake_armed:
-            if self._clock() > deadline:
-                self._leaked.append(self)  # the kernel may still write into these buffers
-                return False
-            lib_.uring_wait(r, 50_000_000, 0, self._ffi.NULL, self._ffi.NULL, 0)
+        while True:
+            # What is staged first (an interrupted poll may have left some unhandled):
+            # uring_wait forgets it.
             if handle is not None:
                 handle()
             else:
                 for ud in self._unstage():
                     inflight.pop(ud, None)
+            if not (inflight or r.wake_armed):
+                break
+            if self._clock() > deadline:
+                self._leaked.append(self)  # the kernel may still write into these buffers
+                return False
+            lib_.uring_wait(r, 50_000_000, 0, self._ffi.NULL, self._ffi.NULL, 0)
         self.release()
         return True
 
@@ -654,7 +658,8 @@ class UringBackend(Backend):
                     self._start_send(st, sends[0])
             else:
                 self._completed(ud, op, st, keep, res)
-        self._r.nstaged = 0
+        # (Left staged: the C half forgets them at its next uring_wait, and handling
+        # them again finds nothing. A cffi field write costs more than the walk of one.)
 
     def _completed(self, ud: int, op: Op, st: _Sock, keep: Any, res: int) -> None:
         """Every other completion. Order, for _recover: queue
@@ -759,8 +764,8 @@ class UringBackend(Backend):
     def _recover(self) -> None:
         """After an exception (Ctrl-C) inside poll(): finish handling what was
         staged (ops already completed are only forgotten), then make sure the
-        head of every queue is in the kernel."""
-        self._interrupted = False
+        head of every queue is in the kernel. Done again at the next poll if an
+        exception stops it too: the C half forgets what it staged once called again."""
         r = self._r
         if r.nstaged:
             uds = ffi.unpack(r.ud, r.nstaged)
@@ -788,6 +793,7 @@ class UringBackend(Backend):
                 elif op._bk not in self._inflight:
                     st.readers.remove(op)
                     self.readable(op)
+        self._interrupted = False
 
     # -- the rest ----------------------------------------------------------------
     def wakeup(self) -> None:

@@ -33,7 +33,7 @@ struct uring {
     int fd;
     int wake_armed;     /* the eventfd read is in the kernel */
     int closing;        /* do not re-arm the eventfd read */
-    unsigned nstaged;   /* completions copied to ud/res, not yet handled by Python */
+    unsigned nstaged;   /* completions copied to ud/res by the last uring_wait */
     unsigned cap;       /* room in ud/res */
     unsigned backlog;   /* the last uring_wait() left requests of its queue out: keep them */
     uint64_t *ud;
@@ -343,9 +343,11 @@ int uring_queue(struct uring *r, uint64_t next_ud, int64_t *q, void **bufs, unsi
    1 if requests were left queued (backlog: one return value, no struct field
    read from Python per poll), or -errno of io_uring_enter (a signal's EINTR and a
    timeout are no errors: what arrived is staged all the same, and the caller's
-   signal handler runs next). */
+   signal handler runs next). What the last call staged is forgotten: the caller
+   handled it (no field write from Python per poll). */
 int uring_wait(struct uring *r, int64_t timeout_ns, uint64_t next_ud, int64_t *q, void **bufs, unsigned n)
 {
+    r->nstaged = 0;
     r->backlog = n && !uring_queue(r, next_ud, q, bufs, n);
     struct __kernel_timespec ts;
     struct io_uring_getevents_arg arg;

@@ -199,6 +199,30 @@ def test_interrupt_while_handling_completions_loses_nothing(at):
 
 
 @needs_uring
+def test_interrupt_while_finishing_an_interrupted_batch_loses_nothing():
+    # The poll after an interrupted one finishes the staged batch first; interrupted
+    # there too, the next poll must finish it still (the C half forgets what it
+    # staged once called again).
+    with open_proactor("uring") as px:
+        drv = Driver(px)
+        conns = [pair(px, drv=drv) for _ in range(3)]
+        ops = [px.recv(b, bytearray(16)) for _, b in conns]
+        px.wait(0.05)
+        for i, (a, _) in enumerate(conns):
+            a.send(b"data %d" % i)
+        _swap_ready(px, _RaiseOnce(1))
+        with pytest.raises(KeyboardInterrupt):
+            while True:
+                drv.pump(1.0)
+        _swap_ready(px, _RaiseOnce(1))  # the first completion left is recorded, then Ctrl-C again
+        with pytest.raises(KeyboardInterrupt):
+            drv.pump(0)
+        drv.wait_for(*ops)
+        drv.assert_once(ops)
+        assert [bytes(op.buf[:op.result]) for op in ops] == [b"data %d" % i for i in range(3)]
+
+
+@needs_uring
 @pytest.mark.parametrize("at", [1, 2, 3])
 def test_interrupt_while_handling_send_completions_loses_nothing(at):
     with open_proactor("uring") as px:
