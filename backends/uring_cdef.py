@@ -317,7 +317,10 @@ int uring_queue(struct uring *r, uint64_t next_ud, int64_t *q, void **bufs, unsi
             return 0;
         sqe->fd = (int)(q[0] >> 1);
         sqe->addr = (uint64_t)(uintptr_t)bufs[i];
-        sqe->len = (unsigned)q[1];
+        /* At most what one read or write may move (Linux's MAX_RW_COUNT): a
+           longer buffer's length would wrap in the 32-bit field; a recv then reads
+           less, and a short send goes on from where it stopped. */
+        sqe->len = q[1] > 0x7ffff000 ? 0x7ffff000u : (unsigned)q[1];
         sqe->user_data = ud;
         if (q[0] & 1) {
             /* MSG_WAITALL: the kernel retries short sends itself, so the completion
