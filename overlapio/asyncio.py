@@ -45,6 +45,7 @@ from collections import deque
 from typing import Any, Optional
 
 from .core import Op, OpKind, OperationCancelled, Proactor, ProactorClosedError
+from .core.proactor import _not_connected
 
 __all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run", "op_future"]
 
@@ -698,6 +699,7 @@ class _SocketTransport(_OpTransport, transports._FlowControlMixin, transports.Tr
                     self._extra[key] = None
         self._sock: Optional[socket.socket] = sock
         self._px = loop._px
+        self._try_send = loop._px._backend.try_send  # (see write())
         self._protocol: Any = None
         self._buffered = False
         self.set_protocol(protocol)
@@ -777,15 +779,13 @@ class _SocketTransport(_OpTransport, transports._FlowControlMixin, transports.Tr
         went into (a fixed buffer; SSLProtocol), the bytes are there already; else they
         are copied into what it gives (see _recv_buffer)."""
         try:
-            buf = None
+            protocol = self._deliver_to
             if op is None:
-                op = self._recv_op
                 if self._recv_pending:
                     return
-                protocol = None
+                op = self._recv_op
+                buf = protocol = None
             else:
-                self._recv_pending = False
-                protocol = self._deliver_to
                 n = op.nbytes  # a recv's nbytes is its result: 0 for an error and the end of stream
                 if n and protocol is not None:
                     # The per-message path.
@@ -800,14 +800,33 @@ class _SocketTransport(_OpTransport, transports._FlowControlMixin, transports.Tr
                             buf = op.buf
                             protocol.data_received(bytes(buf[:n]))
                     except (SystemExit, KeyboardInterrupt):
+                        self._recv_pending = False
                         self._loop.call_soon(self._read)  # reading goes on once the loop runs again
                         raise
                     except BaseException as exc:
+                        self._recv_pending = False
                         self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed." if self._buffered
                                           else "Fatal error: protocol.data_received() call failed.")
                         return
-                elif not self._received_otherwise(op, n):
-                    return
+                    if buf is op.buf and self._deliver_to is protocol:
+                        # The usual case: the same protocol reads on into the same buffer,
+                        # so the op goes again as it is (no new op, no new handle), and
+                        # stays _recv_pending (read by nothing before this returns).
+                        try:
+                            self._px.resubmit(op)
+                            return
+                        except (SystemExit, KeyboardInterrupt):
+                            self._recv_pending = False
+                            raise
+                        except BaseException as exc:
+                            self._recv_pending = False
+                            self._fatal_error(exc, "Fatal read error on socket transport")
+                            return
+                self._recv_pending = False
+                if not n or protocol is None:
+                    if not self._received_otherwise(op, n):
+                        return
+                    buf = None
             # Read on. (_deliver_to still the protocol: nothing since the recv stopped reading.)
             if buf is None or self._deliver_to is not protocol:
                 if self._closing or self._paused or self._eof or self._sock is None:
@@ -825,7 +844,7 @@ class _SocketTransport(_OpTransport, transports._FlowControlMixin, transports.Tr
                     buf = self._own_buffer()
             try:
                 if op is not None and op.buf is buf:
-                    self._px.resubmit(op)  # the usual case: no new op, no new handle
+                    self._px.resubmit(op)
                 else:
                     if op is not None:
                         op.tag = None  # done for good: no cycle through its handle
@@ -923,20 +942,30 @@ class _SocketTransport(_OpTransport, transports._FlowControlMixin, transports.Tr
         return self._sending + len(self._wbuf)
 
     def write(self, data: Any) -> None:
-        if type(data) is not bytes and not isinstance(data, (bytes, bytearray, memoryview)):
+        kind = type(data)
+        if kind is not bytes and kind is not memoryview and not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
         if self._eof_wanted:
             raise RuntimeError("Cannot call write() after write_eof()")
         if self._send_op is None and not self._conn_lost and not self._wbuf:
             # Nothing queued: hand it to the socket at once (empty data too: try_send takes none of it).
             try:
-                sent = self._px.try_send(self._sock, data)
+                if data and (kind is bytes or kind is memoryview and data.c_contiguous or kind is bytearray):
+                    # What Proactor.try_send would check of flat data holds here, so the
+                    # backend's try_send takes it (per message: one call, not two);
+                    # whatever it raises is made what Proactor.try_send would raise.
+                    try:
+                        sent = self._try_send(self._sock, data)
+                    except BaseException as exc:
+                        raise _try_send_error(self._px, self._sock, exc)
+                else:
+                    sent = self._px.try_send(self._sock, data)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal write error on socket transport")
                 return
-            if sent == (data.nbytes if type(data) is memoryview else len(data)):
+            if sent == (data.nbytes if kind is memoryview else len(data)):
                 return  # the usual case: the socket took it all, no op
             self._wbuf += memoryview(data).cast("B")[sent:]
             self._send_buffered()
@@ -1036,6 +1065,17 @@ class _SocketTransport(_OpTransport, transports._FlowControlMixin, transports.Tr
             server, self._server = self._server, None
             if server is not None:
                 server._detach(self) if _SERVER_TAKES_TRANSPORT else server._detach()
+
+
+def _try_send_error(px: Proactor, sock: Any, exc: BaseException) -> BaseException:
+    """What ``px.try_send(sock, data)`` raises where ``px``'s backend's try_send,
+    called directly, raised ``exc`` (the checks the Proactor makes first come
+    after it here: they hold for an open transport)."""
+    try:
+        px._check_sock(sock)  # a closed Proactor or socket, or no socket at all
+    except (ProactorClosedError, TypeError, ValueError) as error:
+        return error
+    return _not_connected(sock, exc) if isinstance(exc, OSError) else exc
 
 
 def _feed_buffered(protocol: Any, buf: Any, data: Any, n: int) -> Any:

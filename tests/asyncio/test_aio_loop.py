@@ -4,6 +4,7 @@ data, signals, and clear errors for what is not supported."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import socket
@@ -297,6 +298,45 @@ def test_sendfile_fallback_and_connect_accepted_socket(run):
         b.close()
         server.close()
         await server.wait_closed()
+    run(main())
+
+
+def test_write_fails_as_proactor_try_send_does(run):
+    # write() hands flat data to the backend's try_send itself: what that raises
+    # must still be what Proactor.try_send raises (ENOTCONN on a socket that was never
+    # connected, ValueError for a socket closed under the transport).
+    async def main():
+        loop = asyncio.get_running_loop()
+        seen = []
+        loop.set_exception_handler(lambda loop, context: seen.append(context))
+
+        class Writer(asyncio.Protocol):
+            def __init__(self, before):
+                self.before = before
+                self.lost = loop.create_future()
+
+            def connection_made(self, transport):
+                self.before()
+                transport.write(memoryview(b"hello"))
+
+            def connection_lost(self, exc):
+                self.lost.set_result(exc)
+
+        for make, before, check in [
+            (lambda: socket.socket(), lambda: None,
+             lambda exc: isinstance(exc, OSError) and exc.errno == errno.ENOTCONN and not seen),
+            (_pair, "close", lambda exc: isinstance(exc, ValueError) and "closed" in str(exc)
+             and seen[-1]["message"] == "Fatal write error on socket transport"),
+        ]:
+            socks = make()
+            sock = socks[0] if isinstance(socks, tuple) else socks
+            sock.setblocking(False)
+            protocol = Writer(sock.close if before == "close" else before)
+            await loop.connect_accepted_socket(lambda: protocol, sock)
+            exc = await asyncio.wait_for(protocol.lost, 5)
+            assert check(exc), (exc, seen)
+            for s in socks if isinstance(socks, tuple) else (socks,):
+                s.close()
     run(main())
 
 
