@@ -4,6 +4,7 @@ data, signals, and clear errors for what is not supported."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import os
 import signal
@@ -299,6 +300,36 @@ def test_sendfile_fallback_and_connect_accepted_socket(run):
         server.close()
         await server.wait_closed()
     run(main())
+
+
+def test_call_soon_keeps_asyncio_behaviour(run):
+    # EventLoop.call_soon makes its Handle itself out of debug mode: the same handle
+    # as BaseEventLoop.call_soon's, in order, in the caller's context (or the one given).
+    var = contextvars.ContextVar("var", default="unset")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        seen = []
+        var.set("caller")
+        other = contextvars.copy_context()
+        other.run(var.set, "given")
+        handles = [loop.call_soon(lambda i: seen.append((i, var.get())), i) for i in range(3)]
+        handles.append(loop.call_soon(lambda: seen.append(("given", var.get())), context=other))
+        handles[1].cancel()
+        assert all(type(h) is asyncio.Handle and h._source_traceback is None for h in handles)
+        assert "<lambda>" in repr(handles[0])
+        await asyncio.sleep(0)
+        assert seen == [(0, "caller"), (2, "caller"), ("given", "given")]
+        loop.set_debug(True)
+        try:
+            assert loop.call_soon(seen.clear)._source_traceback  # debug mode: asyncio's own call_soon
+        finally:
+            loop.set_debug(False)
+    run(main())
+    loop = oa.EventLoop(run.spec)
+    loop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.call_soon(print)
 
 
 def test_write_fails_as_proactor_try_send_does(run):
