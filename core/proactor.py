@@ -620,8 +620,7 @@ class Proactor:
         try:
             n = self._backend.try_send(sock, data) if data else 0  # (checked: true means not empty)
         except OSError as exc:
-            self._check_sock(sock)  # a closed socket fails in the OS call: say so, as the other ops do
-            error = _not_connected(sock, exc)
+            error = self._try_send_failed(sock, exc)
             if error is exc:
                 raise
             raise error from exc
@@ -629,6 +628,14 @@ class Proactor:
             return n
         self._check_sock(sock)  # nothing went out, perhaps without an OS call: the checks it would make
         return 0
+
+    def _try_send_failed(self, sock: socket.socket, exc: OSError) -> BaseException:
+        """What try_send raises where the backend's try_send raised ``exc`` (the
+        event loop's transports call the backend's directly): a closed socket fails in
+        the OS call, so the socket checks' error comes first, as the other ops say it;
+        else the error a send op would complete with."""
+        self._check_sock(sock)
+        return _not_connected(sock, exc)
 
     def resubmit(self, op: Op, timeout: Optional[float] = None) -> Op:
         """Submit a finished accept, recv, send or readable op once more, as it was: same

@@ -45,8 +45,7 @@ from asyncio import base_events, constants, coroutines, events, futures, protoco
 from collections import deque
 from typing import Any, Optional
 
-from .core import Op, OpKind, OperationCancelled, Proactor, ProactorClosedError
-from .core.proactor import _not_connected
+from .core import Op, OpKind, OperationCancelled, Proactor
 
 __all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run", "op_future"]
 
@@ -974,8 +973,8 @@ class _SocketTransport(_OpTransport, transports._FlowControlMixin, transports.Tr
                     # whatever it raises is made what Proactor.try_send would raise.
                     try:
                         sent = self._try_send(self._sock, data)
-                    except BaseException as exc:
-                        raise _try_send_error(self._px, self._sock, exc)
+                    except OSError as exc:
+                        raise self._px._try_send_failed(self._sock, exc)
                 else:
                     sent = self._px.try_send(self._sock, data)
             except (SystemExit, KeyboardInterrupt):
@@ -1083,17 +1082,6 @@ class _SocketTransport(_OpTransport, transports._FlowControlMixin, transports.Tr
             server, self._server = self._server, None
             if server is not None:
                 server._detach(self) if _SERVER_TAKES_TRANSPORT else server._detach()
-
-
-def _try_send_error(px: Proactor, sock: Any, exc: BaseException) -> BaseException:
-    """What ``px.try_send(sock, data)`` raises where ``px``'s backend's try_send,
-    called directly, raised ``exc`` (the checks the Proactor makes first come
-    after it here: they hold for an open transport)."""
-    try:
-        px._check_sock(sock)  # a closed Proactor or socket, or no socket at all
-    except (ProactorClosedError, TypeError, ValueError) as error:
-        return error
-    return _not_connected(sock, exc) if isinstance(exc, OSError) else exc
 
 
 def _feed_buffered(protocol: Any, buf: Any, data: Any, n: int) -> Any:
