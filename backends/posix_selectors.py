@@ -136,9 +136,10 @@ class SelectorsBackend(Backend):
         super().__init__(complete, ready)
         self._poller = self.poller()
         self._poll = self._poller.poll
-        # What is registered with the poller, by descriptor number (None: the wakeup
-        # socket): how the poll loop finds a socket's state from an event.
-        self._fds: dict[int, Optional[_Sock]] = {}
+        # The sockets registered with the poller, by descriptor number: how the poll
+        # loop finds a socket's state from an event. (Not the wakeup socket: an
+        # event the table lacks is its, which costs the loop no test per event.)
+        self._fds: dict[int, _Sock] = {}
         # By socket object, not descriptor number: the per-message lookup needs no
         # fileno() call. Sockets closed behind our back (sock.close() rather than
         # Proactor.close(sock)) are purged once the table has doubled.
@@ -148,8 +149,8 @@ class SelectorsBackend(Backend):
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._fds[self._wake_r.fileno()] = None
-        self._poller.register(self._wake_r.fileno(), EVENT_READ)
+        self._wake_fd = self._wake_r.fileno()
+        self._poller.register(self._wake_fd, EVENT_READ)
 
     # -- sockets -------------------------------------------------------------
     def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
@@ -165,7 +166,7 @@ class SelectorsBackend(Backend):
             sock.setblocking(False)
             st = self._socks[sock] = _Sock(sock, sock.fileno())
             old = self._fds.get(st.fd)
-            if old is not None:
+            if old is not None:  # (never the wakeup socket: it is not in the table)
                 # A socket closed behind our back had this number: its ops end
                 # here (aborted), so none of them sees this socket's data.
                 self._forget(old, "socket closed while the op was pending")
@@ -428,9 +429,9 @@ class SelectorsBackend(Backend):
             try:
                 st = fds[fd]
             except KeyError:
-                continue  # not ours: a socket closed behind our back whose registration a dup() kept alive
-            if st is None:
-                self._drain_wakeups()
+                if fd == self._wake_fd:
+                    self._drain_wakeups()
+                # else a socket closed behind our back whose registration a dup() kept alive
                 continue
             # events is EVENT_READ in the hot case: != is a cheaper test than &
             # (CPython 3.11 specialises int comparisons, not int &). Anything but
