@@ -451,22 +451,22 @@ class SelectorsBackend(Backend):
                     # The queued recvs, in order (inlined: the per-message path).
                     sock = st.sock
                     while recvs:
-                        op = recvs[0]
-                        vec = op._view  # a list of buffers' views, else None
-                        try:
-                            n = sock.recv_into(op.buf) if vec is None else sock.recvmsg_into(vec)[0]
+                        op = recvs.popleft()
+                        try:  # (op._view: a list of buffers' views, else None)
+                            n = sock.recv_into(op.buf) if op._view is None else sock.recvmsg_into(op._view)[0]
                         except (BlockingIOError, InterruptedError):
+                            recvs.appendleft(op)
                             break
                         except OSError as exc:
-                            recvs.popleft()
                             self._complete(op, None, normalize(exc))
                             continue
                         except (ValueError, TypeError, BufferError) as exc:
                             # the caller released or replaced the buffer meanwhile: fail this op, not the loop
-                            recvs.popleft()
                             self._complete(op, None, _misused("recv", exc))
                             continue
-                        recvs.popleft()
+                        except BaseException:
+                            recvs.appendleft(op)  # not performed: it stays first in line
+                            raise
                         if not n and not len(op.buf):
                             # shrunk to nothing while pending: not an end of stream
                             self._complete(op, None, _misused("recv", None))
