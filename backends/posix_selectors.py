@@ -457,11 +457,10 @@ class SelectorsBackend(Backend):
                 recvs = st.recvs
                 if recvs:
                     # The queued recvs, in order (inlined: the per-message path).
-                    sock = st.sock
                     while recvs:
                         op = recvs.popleft()
                         try:  # (op._view: a list of buffers' views, else None)
-                            n = sock.recv_into(op.buf) if op._view is None else sock.recvmsg_into(op._view)[0]
+                            n = st.sock.recv_into(op.buf) if op._view is None else st.sock.recvmsg_into(op._view)[0]
                         except (BlockingIOError, InterruptedError):
                             recvs.appendleft(op)
                             break
