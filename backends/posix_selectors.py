@@ -481,7 +481,7 @@ class SelectorsBackend(Backend):
                         op.nbytes = op._value = n
                         ready.append(op)  # = complete(op, n, None): the Backend's fast path
                         if recvs and n and n < len(op.buf):
-                            break  # the socket is most likely drained; the selector says if not
+                            break  # the socket is most likely drained; the poller says if not
                 elif st.accepts:
                     self._do_accepts(st)
                 elif st.froms:
