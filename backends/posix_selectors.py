@@ -457,7 +457,7 @@ class SelectorsBackend(Backend):
                 recvs = st.recvs
                 if recvs:
                     # The queued recvs, in order (inlined: the per-message path).
-                    while recvs:
+                    while True:  # (the queue is tested at the end of each round: one test fewer)
                         op = recvs.popleft()
                         try:  # (op._view: a list of buffers' views, else None)
                             n = st.sock.recv_into(op.buf) if op._view is None else st.sock.recvmsg_into(op._view)[0]
@@ -466,22 +466,23 @@ class SelectorsBackend(Backend):
                             break
                         except OSError as exc:
                             self._complete(op, None, normalize(exc))
-                            continue
                         except (ValueError, TypeError, BufferError) as exc:
                             # the caller released or replaced the buffer meanwhile: fail this op, not the loop
                             self._complete(op, None, _misused("recv", exc))
-                            continue
                         except BaseException:
                             recvs.appendleft(op)  # not performed: it stays first in line
                             raise
-                        if not n and not len(op.buf):
+                        else:
+                            if n or len(op.buf):
+                                op.nbytes = op._value = n
+                                ready.append(op)  # = complete(op, n, None): the Backend's fast path
+                                if not recvs or (n and n < len(op.buf)):
+                                    break  # (a short read: the socket is most likely drained; the poller says if not)
+                                continue
                             # shrunk to nothing while pending: not an end of stream
                             self._complete(op, None, _misused("recv", None))
-                            continue
-                        op.nbytes = op._value = n
-                        ready.append(op)  # = complete(op, n, None): the Backend's fast path
-                        if recvs and n and n < len(op.buf):
-                            break  # the socket is most likely drained; the poller says if not
+                        if not recvs:
+                            break
                 elif st.accepts:
                     self._do_accepts(st)
                 elif st.froms:
