@@ -1,4 +1,5 @@
-"""The POSIX backend: completions emulated on readiness (stdlib ``selectors``).
+"""The POSIX backend: completions emulated on readiness (``select.epoll`` on
+Linux, else the stdlib ``selectors``).
 
 Ops: accept, connect, recv/send (a list of buffers: ``recvmsg_into``/``sendmsg``),
 shutdown (queued behind the socket's sends, so it runs after them), recvfrom
@@ -11,14 +12,21 @@ call and, once finished, completed. Two choices keep the hot path lean:
 
 - A send is tried at once when nothing is queued before it (the usual case), so
   most sends complete without ever touching the selector.
-- Selector interest is brought up to date lazily, just before each ``select()``,
-  and only where it differs from what is registered. A ping-pong exchange empties
-  and refills a socket's recv queue between two polls, so it costs no
-  register/unregister pair per message.
+- Interest is brought up to date lazily, just before each poll, and only where
+  it differs from what is registered. A ping-pong exchange empties and refills a
+  socket's recv queue between two polls, so it costs no register/unregister pair
+  per message.
+
+Readiness comes from ``select.epoll`` itself where there is one (Linux): its poll
+gives (fd, events) pairs and the backend finds the socket in its own fd table,
+without the ``selectors`` layer's per-event keys and tuples. Elsewhere
+``_SelectorPoller`` puts ``selectors.DefaultSelector`` behind the same interface
+and event bits, so one poll loop serves both.
 """
 from __future__ import annotations
 
 import errno
+import select
 import selectors
 import socket
 import sys
@@ -29,9 +37,13 @@ from ..core.backend import Backend
 from ..core.errors import OperationCancelled, normalize, os_error, send_after_shutdown
 from ..core.op import Op, OpKind, datagram
 
-EVENT_READ = selectors.EVENT_READ
-EVENT_WRITE = selectors.EVENT_WRITE
+# The event bits of the poll loop: epoll's (the same numbers where there is none,
+# for _SelectorPoller). ERR and HUP count as both readable and writable, as in
+# ``selectors``, so that an error reaches whatever op is pending.
+EVENT_READ = getattr(select, "EPOLLIN", 1)
+EVENT_WRITE = getattr(select, "EPOLLOUT", 4)
 _READ_WRITE = EVENT_READ | EVENT_WRITE
+_READABLE = EVENT_READ | getattr(select, "EPOLLERR", 8) | getattr(select, "EPOLLHUP", 16)
 _RECV = OpKind.RECV
 _SEND = OpKind.SEND
 _SHUTDOWN = OpKind.SHUTDOWN
@@ -71,8 +83,42 @@ class _Sock:
         return mask
 
 
+# our event bits <-> selectors' (EVENT_READ 1, EVENT_WRITE 2)
+_TO_SELECTORS = {EVENT_READ: selectors.EVENT_READ, EVENT_WRITE: selectors.EVENT_WRITE,
+                 _READ_WRITE: selectors.EVENT_READ | selectors.EVENT_WRITE}
+_FROM_SELECTORS = (0, EVENT_READ, EVENT_WRITE, _READ_WRITE)
+
+
+class _SelectorPoller:
+    """``selectors.DefaultSelector`` behind ``select.epoll``'s interface and event
+    bits (register, modify, unregister, poll giving (fd, events) pairs, close):
+    the poller where there is no epoll. ``selectors`` already reports an error or
+    hang-up as both readable and writable."""
+
+    __slots__ = ("_sel",)
+
+    def __init__(self) -> None:
+        self._sel = selectors.DefaultSelector()
+
+    def register(self, fd: int, mask: int) -> None:
+        self._sel.register(fd, _TO_SELECTORS[mask])
+
+    def modify(self, fd: int, mask: int) -> None:
+        self._sel.modify(fd, _TO_SELECTORS[mask])
+
+    def unregister(self, fd: int) -> None:
+        self._sel.unregister(fd)
+
+    def poll(self, timeout: Optional[float] = None) -> "list[tuple[int, int]]":
+        return [(key.fd, _FROM_SELECTORS[events]) for key, events in self._sel.select(timeout)]
+
+    def close(self) -> None:
+        self._sel.close()
+
+
 class SelectorsBackend(Backend):
-    """Completion emulation over ``selectors.DefaultSelector``."""
+    """Completion emulation on readiness: ``select.epoll`` where there is one,
+    else ``selectors.DefaultSelector`` (through ``_SelectorPoller``)."""
 
     name = "posix"
     multi_buffer = True
@@ -83,9 +129,17 @@ class SelectorsBackend(Backend):
             return "the POSIX backend needs a POSIX system (use 'winsock' on Windows)"
         return None
 
+    #: what the backend polls with (a class): ``select.epoll``, else ``_SelectorPoller``
+    poller: Any = getattr(select, "epoll", _SelectorPoller)
+
     def __init__(self, complete: Any, ready: Any = None) -> None:
         super().__init__(complete, ready)
-        self._sel = selectors.DefaultSelector()
+        self._poller = self.poller()
+        self._poll = self._poller.poll
+        # The sockets registered with the poller, by descriptor number: how the poll
+        # loop finds a socket's state from an event. (Not the wakeup socket: an
+        # event the table lacks is its, which costs the loop no test per event.)
+        self._fds: dict[int, _Sock] = {}
         # By socket object, not descriptor number: the per-message lookup needs no
         # fileno() call. Sockets closed behind our back (sock.close() rather than
         # Proactor.close(sock)) are purged once the table has doubled.
@@ -95,7 +149,8 @@ class SelectorsBackend(Backend):
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._sel.register(self._wake_r, EVENT_READ, None)
+        self._wake_fd = self._wake_r.fileno()
+        self._poller.register(self._wake_fd, EVENT_READ)
 
     # -- sockets -------------------------------------------------------------
     def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
@@ -110,11 +165,11 @@ class SelectorsBackend(Backend):
                 self._purge()
             sock.setblocking(False)
             st = self._socks[sock] = _Sock(sock, sock.fileno())
-            old = self._sel.get_map().get(st.fd)
-            if old is not None and old.data is not None:
+            old = self._fds.get(st.fd)
+            if old is not None:  # (never the wakeup socket: it is not in the table)
                 # A socket closed behind our back had this number: its ops end
                 # here (aborted), so none of them sees this socket's data.
-                self._forget(old.data, "socket closed while the op was pending")
+                self._forget(old, "socket closed while the op was pending")
         return st
 
     def _purge(self) -> None:
@@ -150,10 +205,12 @@ class SelectorsBackend(Backend):
             self._complete(op, None, os_error(code))
 
     def recv(self, op: Op) -> None:
-        st = self._socks.get(op.sock) or self._state(op.sock)  # (_state's fast path, inlined)
+        try:  # (_state's fast path, inlined: a subscript costs less than .get(), a try nothing)
+            st = self._socks[op.sock]
+        except KeyError:
+            st = self._state(op.sock)
         st.recvs.append(op)
-        mask = st.mask
-        if mask != EVENT_READ and mask != _READ_WRITE:  # not watched for reading yet (!= is cheaper than &)
+        if st.mask != EVENT_READ and st.mask != _READ_WRITE:  # not watched for reading yet (!= is cheaper than &)
             self._touch(st)
 
     def readable(self, op: Op) -> None:
@@ -163,7 +220,10 @@ class SelectorsBackend(Backend):
 
     def send(self, op: Op) -> None:
         sock = op.sock
-        st = self._socks.get(sock) or self._state(sock)  # (_state's fast path, inlined)
+        try:  # (as in recv)
+            st = self._socks[sock]
+        except KeyError:
+            st = self._state(sock)
         view = op._view
         if type(view) is tuple:  # a list of buffers
             self._send_vector(op, st)
@@ -264,7 +324,10 @@ class SelectorsBackend(Backend):
             self._complete(op, None, None)
 
     def try_send(self, sock: socket.socket, data: Any) -> int:
-        st = self._socks.get(sock) or self._state(sock)  # (the state makes the socket non-blocking)
+        try:  # (as in recv; the state makes the socket non-blocking)
+            st = self._socks[sock]
+        except KeyError:
+            st = self._state(sock)
         if st.sends:
             if st.shut:
                 raise send_after_shutdown()
@@ -309,11 +372,7 @@ class SelectorsBackend(Backend):
         if self._socks.get(st.sock) is st:
             del self._socks[st.sock]
         if st.mask:
-            try:
-                self._sel.unregister(st.fd)
-            except (KeyError, ValueError, OSError):
-                pass
-            st.mask = 0
+            self._unwatch(st)
         pending: list[Op] = [*st.accepts, *st.recvs, *st.froms, *st.sends, *st.readers]
         if st.connect is not None:
             pending.append(st.connect)
@@ -327,9 +386,20 @@ class SelectorsBackend(Backend):
             op._bk = None
             self._complete(op, None, OperationCancelled(why))
 
+    def _unwatch(self, st: _Sock) -> None:
+        """Unregister a watched socket, also one closed behind our back (whose
+        registration the kernel may have dropped, or whose number is reused)."""
+        st.mask = 0
+        if self._fds.get(st.fd) is st:
+            del self._fds[st.fd]
+            try:
+                self._poller.unregister(st.fd)
+            except (KeyError, ValueError, OSError):
+                pass
+
     # -- the loop ------------------------------------------------------------
     def _update_interest(self) -> None:
-        sel = self._sel
+        poller = self._poller
         dirty, self._dirty = self._dirty, []  # swapped first: _forget below may touch
         for st in dirty:
             st.dirty = False
@@ -345,11 +415,13 @@ class SelectorsBackend(Backend):
                 continue
             try:
                 if not st.mask:
-                    sel.register(st.fd, want, st)
+                    poller.register(st.fd, want)
+                    self._fds[st.fd] = st
                 elif not want:
-                    sel.unregister(st.fd)
+                    poller.unregister(st.fd)
+                    del self._fds[st.fd]
                 else:
-                    sel.modify(st.fd, want, st)
+                    poller.modify(st.fd, want)
             except (KeyError, ValueError, OSError) as exc:
                 # The selector refuses this socket: fail its ops rather than the loop.
                 self._forget(st, f"the socket cannot be watched: {exc}")
@@ -360,16 +432,22 @@ class SelectorsBackend(Backend):
         if self._dirty:
             self._update_interest()
         ready = self._ready
-        for key, events in self._sel.select(timeout):
-            st = key.data
-            if st is None:
-                self._drain_wakeups()
+        fds = self._fds
+        for fd, events in self._poll(timeout):
+            try:
+                st = fds[fd]
+            except KeyError:
+                if fd == self._wake_fd:
+                    self._drain_wakeups()
+                # else a socket closed behind our back whose registration a dup() kept alive
                 continue
-            # events is EVENT_READ, EVENT_WRITE or both: != is a cheaper test than &
-            # (CPython 3.11 specialises int comparisons, not int &). A stray 0 here
-            # costs at most a recv or accept that finds nothing (EAGAIN).
+            # events is EVENT_READ in the hot case: != is a cheaper test than &
+            # (CPython 3.11 specialises int comparisons, not int &). Anything but
+            # plain writability (read, error, hang-up) is for the read side; anything
+            # but plain readability for the write side. Where the socket has no op of
+            # that side queued, it only asks for an interest update.
             if events != EVENT_WRITE:
-                if st.readers and events & EVENT_READ:
+                if st.readers and events & _READABLE:
                     # Before the recvs, which may take the data: readiness is what they wait for.
                     readers, st.readers = st.readers, []
                     for op in readers:
@@ -379,32 +457,32 @@ class SelectorsBackend(Backend):
                 recvs = st.recvs
                 if recvs:
                     # The queued recvs, in order (inlined: the per-message path).
-                    sock = st.sock
-                    while recvs:
-                        op = recvs[0]
-                        vec = op._view  # a list of buffers' views, else None
-                        try:
-                            n = sock.recv_into(op.buf) if vec is None else sock.recvmsg_into(vec)[0]
+                    while True:  # (the queue is tested at the end of each round: one test fewer)
+                        op = recvs.popleft()
+                        try:  # (op._view: a list of buffers' views, else None)
+                            n = st.sock.recv_into(op.buf) if op._view is None else st.sock.recvmsg_into(op._view)[0]
                         except (BlockingIOError, InterruptedError):
+                            recvs.appendleft(op)
                             break
                         except OSError as exc:
-                            recvs.popleft()
                             self._complete(op, None, normalize(exc))
-                            continue
                         except (ValueError, TypeError, BufferError) as exc:
                             # the caller released or replaced the buffer meanwhile: fail this op, not the loop
-                            recvs.popleft()
                             self._complete(op, None, _misused("recv", exc))
-                            continue
-                        recvs.popleft()
-                        if not n and not len(op.buf):
+                        except BaseException:
+                            recvs.appendleft(op)  # not performed: it stays first in line
+                            raise
+                        else:
+                            if n or len(op.buf):
+                                op.nbytes = op._value = n
+                                ready.append(op)  # = complete(op, n, None): the Backend's fast path
+                                if not recvs or (n and n < len(op.buf)):
+                                    break  # (a short read: the socket is most likely drained; the poller says if not)
+                                continue
                             # shrunk to nothing while pending: not an end of stream
                             self._complete(op, None, _misused("recv", None))
-                            continue
-                        op.nbytes = op._value = n
-                        ready.append(op)  # = complete(op, n, None): the Backend's fast path
-                        if recvs and n and n < len(op.buf):
-                            break  # the socket is most likely drained; the selector says if not
+                        if not recvs:
+                            break
                 elif st.accepts:
                     self._do_accepts(st)
                 elif st.froms:
@@ -414,7 +492,7 @@ class SelectorsBackend(Backend):
                     # Dropping it whenever the recv queue empties would cost a
                     # syscall pair per message, as the next recv usually follows.
                     self._touch(st)
-            if events != EVENT_READ and events & EVENT_WRITE:  # (a stray 0 is no readiness)
+            if events != EVENT_READ:
                 if st.connect is not None:
                     self._do_connect(st)
                 if st.sends:
@@ -501,7 +579,8 @@ class SelectorsBackend(Backend):
         for st in list(self._socks.values()):
             self._forget(st, "proactor closed")
         self._dirty.clear()
-        self._sel.close()
+        self._fds.clear()
+        self._poller.close()
         self._wake_r.close()
         self._wake_w.close()
 
@@ -524,3 +603,12 @@ def _skip(views: tuple, offset: int) -> Any:
         out.append(view[offset:] if offset else view)
         offset = 0
     return out
+
+
+class SelectorsFallbackBackend(SelectorsBackend):
+    """The POSIX backend on ``selectors`` even where there is epoll: the poller of
+    the systems without it, so that its path runs (and is tested) on Linux too.
+    Not registered; ``Proactor(backend=SelectorsFallbackBackend)``."""
+
+    name = "posix-selectors"
+    poller = _SelectorPoller

@@ -12,7 +12,18 @@ import overlapio
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the POSIX backend")
 
 
-def test_sockets_closed_behind_the_back_are_purged():
+def _pollers():
+    """The backend as registered, and on its selectors poller where that is not the default."""
+    if sys.platform == "win32":
+        return ["posix"]
+    from overlapio.backends.posix_selectors import SelectorsBackend, SelectorsFallbackBackend
+
+    return ["posix"] + ([SelectorsFallbackBackend] if SelectorsBackend.poller is not SelectorsFallbackBackend.poller
+                        else [])
+
+
+@pytest.mark.parametrize("backend", _pollers(), ids=lambda b: b if isinstance(b, str) else b.name)
+def test_sockets_closed_behind_the_back_are_purged(backend):
     # The backend keys its socket table by socket object. A socket closed with
     # sock.close() instead of Proactor.close(sock) must not stay in it for ever,
     # also when its descriptor number goes to something the Proactor never sees
@@ -21,7 +32,7 @@ def test_sockets_closed_behind_the_back_are_purged():
 
     held: list[int] = []
     try:
-        with overlapio.Proactor(backend="posix") as px:
+        with overlapio.Proactor(backend=backend) as px:
             table = px._backend._socks
             a0, b0 = socket.socketpair()
             orphan = px.recv(b0, bytearray(1))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import select
 import sys
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
@@ -52,6 +53,11 @@ EXTRA_BACKENDS: "dict[str, Callable[[], type]]" = {} if not sys.platform.startsw
     "winsock-standin": _standin("StandInWinsockBackend"),
     "winsock-standin-wineclose": _standin("WineCloseStandInBackend"),
 }
+#: Where the POSIX backend polls with epoll, its ``selectors`` fallback (the poller
+#: of macOS and the BSDs) runs the suite too.
+if hasattr(select, "epoll"):
+    EXTRA_BACKENDS["posix-selectors"] = lambda: importlib.import_module(
+        "overlapio.backends.posix_selectors").SelectorsFallbackBackend
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ class DropOnCloseBackend(SelectorsBackend):
     def close_socket(self, sock):
         st = self._socks.pop(sock, None)
         if st is not None and st.mask:
-            self._sel.unregister(st.fd)
+            self._unwatch(st)
         sock.close()
 
 
