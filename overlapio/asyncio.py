@@ -1365,10 +1365,14 @@ class _ReadinessThread:
 
     def _dispatch(self, ready: list) -> None:
         try:
-            for fd, mask in ready:
+            for fd, mask, reported in ready:
                 for which, flag in ((0, selectors.EVENT_READ), (1, selectors.EVENT_WRITE)):
-                    handle = self._tables[which].get(fd)  # (looked up again: an earlier callback may remove it)
-                    if mask & flag and handle is not None and not handle._cancelled:
+                    # Only the handle the readiness was seen for: since then an earlier
+                    # callback may have removed it, or the descriptor may have been
+                    # closed and its number reused, with a new handle that this
+                    # readiness says nothing about (it is watched, and reported, anew).
+                    handle = self._tables[which].get(fd)
+                    if mask & flag and handle is not None and handle is reported[which] and not handle._cancelled:
                         handle._run()
         finally:
             self._go.set()
@@ -1389,6 +1393,7 @@ class _ReadinessThread:
                     for fd in self._tables[1]:
                         want[fd] = want.get(fd, 0) | selectors.EVENT_WRITE
                     removed, self._removed = self._removed, set()
+                    handles = (dict(self._tables[0]), dict(self._tables[1]))  # what this select watches for
                 for fd in removed:  # (maybe another file by now: registered anew below if wanted)
                     closed.discard(fd)
                     if watched.pop(fd, None) is not None:
@@ -1409,7 +1414,7 @@ class _ReadinessThread:
                         except OSError:
                             pass
                     else:
-                        ready.append((key.fd, mask))
+                        ready.append((key.fd, mask, (handles[0].get(key.fd), handles[1].get(key.fd))))
                 if ready:
                     with self._lock:  # (close() sets _closing under it, then _go: never lost here)
                         if self._closing:
