@@ -231,7 +231,7 @@ class SelectorsBackend(Backend):
         if not st.sends:
             # Nothing queued ahead: try at once; most sends finish here.
             try:
-                n = sock.send(view)
+                n = sock.send(view, _MSG_NOSIGNAL)
             except (BlockingIOError, InterruptedError):
                 n = 0
             except OSError as exc:
@@ -517,11 +517,11 @@ class SelectorsBackend(Backend):
             try:
                 if type(vec) is tuple:  # a list of buffers; _bk is its byte count
                     total = op._bk
-                    n = sock.sendmsg(_skip(vec, op.nbytes))
+                    n = sock.sendmsg(_skip(vec, op.nbytes), (), _MSG_NOSIGNAL)
                 else:
                     view = op._bk  # our memoryview of the data (send() pinned it): slices of it must not copy
                     total = len(view)
-                    n = sock.send(view[op.nbytes:])
+                    n = sock.send(view[op.nbytes:], _MSG_NOSIGNAL)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:

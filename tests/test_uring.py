@@ -637,6 +637,25 @@ def test_a_link_local_zone_name_gives_the_scope_id():
 
 
 @pytest.mark.parametrize("backend", ["posix", pytest.param("uring", marks=needs_uring)])
+@pytest.mark.parametrize("data", ["b'x'", "[b'x', b'y']"])
+def test_a_send_op_to_a_closed_peer_raises_no_sigpipe(backend, data):
+    # As below, for send ops (one buffer, and a list of buffers) whose peer is gone.
+    code = textwrap.dedent(f"""
+        import signal, socket, overlapio
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        with overlapio.Proactor({backend!r}) as px:
+            a, b = socket.socketpair()
+            b.close()
+            op = px.send(a, {data})
+            while not op.done:
+                px.wait(1)
+            print(type(op.exception).__name__, flush=True)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip(), (r.returncode, r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize("backend", ["posix", pytest.param("uring", marks=needs_uring)])
 def test_try_send_after_a_shutdown_raises_no_sigpipe(backend):
     # With SIGPIPE at its default action (a program may set it so), a send on a
     # shut-down socket must be an EPIPE error, not the end of the process.
