@@ -1389,11 +1389,11 @@ class _ReadinessThread:
                 with self._lock:
                     if self._closing:
                         return
-                    want = dict.fromkeys(self._tables[0], selectors.EVENT_READ)
-                    for fd in self._tables[1]:
-                        want[fd] = want.get(fd, 0) | selectors.EVENT_WRITE
-                    removed, self._removed = self._removed, set()
                     handles = (dict(self._tables[0]), dict(self._tables[1]))  # what this select watches for
+                    removed, self._removed = self._removed, set()
+                want = dict.fromkeys(handles[0], selectors.EVENT_READ)
+                for fd in handles[1]:
+                    want[fd] = want.get(fd, 0) | selectors.EVENT_WRITE
                 for fd in removed:  # (maybe another file by now: registered anew below if wanted)
                     closed.discard(fd)
                     if watched.pop(fd, None) is not None:
