@@ -539,6 +539,83 @@ def test_buffered_protocol_whose_buffer_moves_between_messages(run):
     run(main())
 
 
+def _stop_inside_a_callback(loop):
+    """What runs when, around a data_received() that schedules callbacks and stops
+    the loop: a stopped loop runs its current batch, not what that batch schedules."""
+    log = []
+
+    class Proto(asyncio.Protocol):
+        def data_received(self, data):
+            log.append(("data", bytes(data)))
+            loop.call_soon(log.append, "scheduled before stop")
+            loop.stop()
+            loop.call_soon(log.append, "scheduled after stop")
+
+    a, b = _pair()
+    try:
+        transport, _ = loop.run_until_complete(loop.connect_accepted_socket(Proto, a))
+        b.send(b"x")
+        loop.run_forever()  # stopped by data_received
+        log.append("run_forever returned")
+        loop.call_soon(log.append, "scheduled between runs")
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        transport.close()
+        loop.run_until_complete(asyncio.sleep(0.01))
+    finally:
+        b.close()
+        loop.close()
+    return log
+
+
+def test_stop_inside_data_received_runs_nothing_it_scheduled_until_the_next_run(run):
+    # Completions run inside the loop's select() when nothing is queued ahead of
+    # them; what they schedule must still wait for the next run once one of them
+    # stopped the loop, and then come first, as on asyncio's own loop.
+    expected = _stop_inside_a_callback(asyncio.new_event_loop())
+    assert expected == [("data", b"x"), "run_forever returned", "scheduled before stop",
+                        "scheduled after stop", "scheduled between runs"]
+    assert _stop_inside_a_callback(oa.EventLoop(run.spec)) == expected
+
+
+def test_keyboard_interrupt_in_one_data_received_loses_no_other_completion(run):
+    # Two transports' recvs complete in one wait; the first data_received raises
+    # KeyboardInterrupt out of the loop. The other's data must still arrive.
+    class Proto(asyncio.Protocol):
+        interrupt = [True]
+
+        def __init__(self):
+            self.data = b""
+
+        def data_received(self, data):
+            self.data += data
+            if self.interrupt[0]:
+                self.interrupt[0] = False
+                raise KeyboardInterrupt
+
+    loop = oa.EventLoop(run.spec)
+    pairs = [_pair(), _pair()]
+    try:
+        protos = [loop.run_until_complete(loop.connect_accepted_socket(Proto, a))[1] for a, _ in pairs]
+        for _, b in pairs:
+            b.send(b"hello")
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(asyncio.sleep(5))
+
+        async def wait():
+            for _ in range(400):
+                await asyncio.sleep(0.005)
+                if all(p.data == b"hello" for p in protos):
+                    return
+        loop.run_until_complete(wait())
+        assert [p.data for p in protos] == [b"hello", b"hello"]
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+        loop.close()
+
+
 def test_keyboard_interrupt_in_data_received_leaves_the_transport_reading(run):
     class Proto(asyncio.Protocol):
         def __init__(self):
