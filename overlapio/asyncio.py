@@ -168,9 +168,10 @@ class _Selector:
         except BaseException:
             self._schedule(ops, ops.index(op) + 1)  # the rest run once the loop runs again
             raise
-        if loop._stopping and loop._ready:
-            loop._held_back.extend(loop._ready)
-            loop._ready.clear()
+        if loop._stopping:
+            ready, held = loop._ready, loop._held_back
+            while ready:  # (one popleft at a time: call_soon_threadsafe may append meanwhile)
+                held.append(ready.popleft())
 
     def close(self) -> None:
         pass
