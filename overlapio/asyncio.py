@@ -52,6 +52,8 @@ __all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run", "op_future"]
 logger = logging.getLogger(__name__)
 
 _new = object.__new__
+_Handle = events.Handle
+_copy_context = contextvars.copy_context
 _RECV_SIZE = 256 * 1024  # the read buffer of a transport whose protocol is not a BufferedProtocol
 _DATAGRAM_SIZE = 64 * 1024  # a datagram transport's receive buffers: the largest UDP datagram fits
 _DATAGRAM_RECVS = 2  # recvfrom ops a datagram transport keeps pending (one reads while one is handled)
@@ -242,8 +244,10 @@ class EventLoop(base_events.BaseEventLoop):
         # woken by a future (a stream's read, per message) is scheduled through here.
         if self._closed or self._debug:
             return super().call_soon(callback, *args, context=context)  # its checks, its errors
-        handle = _new(events.Handle)  # Handle.__init__ out of debug mode, inlined (a call fewer)
-        handle._context = contextvars.copy_context() if context is None else context
+        handle = _new(_Handle)  # Handle.__init__ out of debug mode, inlined (a call fewer)
+        if context is None:
+            context = _copy_context()
+        handle._context = context
         handle._loop = self
         handle._callback = callback
         handle._args = args
@@ -864,7 +868,7 @@ class _SocketTransport(_OpTransport, transports._FlowControlMixin, transports.Tr
                                 buf = self._recv_buffer(protocol, _feed_buffered(protocol, buf, op.buf, n))
                         else:
                             buf = op.buf
-                            protocol.data_received(bytes(buf[:n]))
+                            protocol.data_received(buf[:n].tobytes())  # (bytes() of a view costs more)
                     except (SystemExit, KeyboardInterrupt):
                         self._recv_pending = False
                         self._loop.call_soon(self._read)  # reading goes on once the loop runs again
@@ -1008,42 +1012,71 @@ class _SocketTransport(_OpTransport, transports._FlowControlMixin, transports.Tr
         return self._sending + len(self._wbuf)
 
     def write(self, data: Any) -> None:
+        # The per-message case first: bytes or a flat memoryview (any format: the OS
+        # call counts bytes), nothing queued, the connection up. The backend's
+        # try_send takes such data as it is (one call, not Proactor.try_send's two);
+        # whatever it raises is made what Proactor.try_send would raise. The type
+        # and state tests are those of _write_other, which does everything else.
         kind = type(data)
-        if kind is not bytes and kind is not memoryview and not isinstance(data, (bytes, bytearray, memoryview)):
+        if kind is bytes:
+            size = len(data)
+        elif kind is memoryview and data.c_contiguous:
+            size = data.nbytes
+        elif kind is bytearray:
+            size = len(data)
+        else:
+            size = 0
+        if not size or self._send_op is not None or self._conn_lost or self._wbuf or self._eof_wanted:
+            self._write_other(data)
+            return
+        send = self._try_send  # (a call through a local: LOAD_METHOD is not specialised for an instance attribute)
+        try:
+            try:
+                sent = send(self._sock, data)
+            except OSError as exc:
+                raise self._px._try_send_failed(self._sock, exc)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            return
+        if sent != size:
+            self._send_rest(data, sent)
+
+    def _write_other(self, data: Any) -> None:
+        """write() of what its per-message case leaves: other data (empty, a strided
+        view, a subclass), a queue, a write_eof(), a lost connection."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
         if self._eof_wanted:
             raise RuntimeError("Cannot call write() after write_eof()")
         if self._send_op is None and not self._conn_lost and not self._wbuf:
-            # Nothing queued: hand it to the socket at once (empty data too: try_send takes none of it).
+            # Nothing queued: Proactor.try_send checks and flattens the data (and, for
+            # empty data, which it takes none of, still checks the socket).
             try:
-                if data and (kind is bytes or kind is memoryview and data.c_contiguous or kind is bytearray):
-                    # What Proactor.try_send would check of flat data holds here, so the
-                    # backend's try_send takes it (per message: one call, not two);
-                    # whatever it raises is made what Proactor.try_send would raise.
-                    try:
-                        sent = self._try_send(self._sock, data)
-                    except OSError as exc:
-                        raise self._px._try_send_failed(self._sock, exc)
-                else:
-                    sent = self._px.try_send(self._sock, data)
+                sent = self._px.try_send(self._sock, data)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal write error on socket transport")
                 return
-            if sent == (data.nbytes if kind is memoryview else len(data)):
-                return  # the usual case: the socket took it all, no op
-            self._wbuf += memoryview(data).cast("B")[sent:]
-            self._send_buffered()
-        else:
-            if not data:
-                return
-            if self._conn_lost:
-                if self._conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                    logger.warning("socket.send() raised exception.")
-                self._conn_lost += 1
-                return
-            self._wbuf += data
+            if sent != (data.nbytes if type(data) is memoryview else len(data)):
+                self._send_rest(data, sent)
+            return
+        if not data:
+            return
+        if self._conn_lost:
+            if self._conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.send() raised exception.")
+            self._conn_lost += 1
+            return
+        self._wbuf += data
+        self._maybe_pause_protocol()
+
+    def _send_rest(self, data: Any, sent: int) -> None:
+        """What the socket did not take of ``data`` at once goes in a send op."""
+        self._wbuf += memoryview(data).cast("B")[sent:]
+        self._send_buffered()
         self._maybe_pause_protocol()
 
     def writelines(self, list_of_data: Any) -> None:
