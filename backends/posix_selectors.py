@@ -441,64 +441,72 @@ class SelectorsBackend(Backend):
                     self._drain_wakeups()
                 # else a socket closed behind our back whose registration a dup() kept alive
                 continue
-            # events is EVENT_READ in the hot case: != is a cheaper test than &
-            # (CPython 3.11 specialises int comparisons, not int &). Anything but
-            # plain writability (read, error, hang-up) is for the read side; anything
-            # but plain readability for the write side. Where the socket has no op of
-            # that side queued, it only asks for an interest update.
-            if events != EVENT_WRITE:
-                if st.readers and events & _READABLE:
-                    # Before the recvs, which may take the data: readiness is what they wait for.
-                    readers, st.readers = st.readers, []
-                    for op in readers:
-                        self._complete(op, None, None)
-                    if not st.dirty:
-                        self._touch(st)
-                recvs = st.recvs
-                if recvs:
-                    # The queued recvs, in order (inlined: the per-message path).
-                    while True:  # (the queue is tested at the end of each round: one test fewer)
-                        op = recvs.popleft()
-                        try:  # (op._view: a list of buffers' views, else None)
-                            n = st.sock.recv_into(op.buf) if op._view is None else st.sock.recvmsg_into(op._view)[0]
-                        except (BlockingIOError, InterruptedError):
-                            recvs.appendleft(op)
-                            break
-                        except OSError as exc:
-                            self._complete(op, None, normalize(exc))
-                        except (ValueError, TypeError, BufferError) as exc:
-                            # the caller released or replaced the buffer meanwhile: fail this op, not the loop
-                            self._complete(op, None, _misused("recv", exc))
-                        except BaseException:
-                            recvs.appendleft(op)  # not performed: it stays first in line
-                            raise
-                        else:
-                            if n or len(op.buf):
-                                op.nbytes = op._value = n
-                                ready.append(op)  # = complete(op, n, None): the Backend's fast path
-                                if not recvs or (n and n < len(op.buf)):
-                                    break  # (a short read: the socket is most likely drained; the poller says if not)
-                                continue
-                            # shrunk to nothing while pending: not an end of stream
-                            self._complete(op, None, _misused("recv", None))
-                        if not recvs:
-                            break
-                elif st.accepts:
-                    self._do_accepts(st)
-                elif st.froms:
-                    self._do_recvfroms(st)
-                elif not st.dirty:
-                    # Readable with nothing queued: only now drop the read interest.
-                    # Dropping it whenever the recv queue empties would cost a
-                    # syscall pair per message, as the next recv usually follows.
+            # events is EVENT_READ in the hot case: == and != are cheaper tests than &
+            # (CPython 3.11 specialises an int comparison that a short jump follows,
+            # not int &; hence plain writability is dealt with first and the long
+            # read side is not under an if). Anything but plain writability (read,
+            # error, hang-up) is for the read side; anything but plain readability
+            # for the write side. Where the socket has no op of that side queued, it
+            # only asks for an interest update.
+            if events == EVENT_WRITE:
+                self._writable(st)
+                continue
+            if st.readers and events & _READABLE:
+                # Before the recvs, which may take the data: readiness is what they wait for.
+                readers, st.readers = st.readers, []
+                for op in readers:
+                    self._complete(op, None, None)
+                if not st.dirty:
                     self._touch(st)
+            recvs = st.recvs
+            if recvs:
+                # The queued recvs, in order (inlined: the per-message path).
+                while True:  # (the queue is tested at the end of each round: one test fewer)
+                    op = recvs.popleft()
+                    try:  # (op._view: a list of buffers' views, else None)
+                        n = st.sock.recv_into(op.buf) if op._view is None else st.sock.recvmsg_into(op._view)[0]
+                    except (BlockingIOError, InterruptedError):
+                        recvs.appendleft(op)
+                        break
+                    except OSError as exc:
+                        self._complete(op, None, normalize(exc))
+                    except (ValueError, TypeError, BufferError) as exc:
+                        # the caller released or replaced the buffer meanwhile: fail this op, not the loop
+                        self._complete(op, None, _misused("recv", exc))
+                    except BaseException:
+                        recvs.appendleft(op)  # not performed: it stays first in line
+                        raise
+                    else:
+                        if n or len(op.buf):
+                            op.nbytes = op._value = n
+                            ready.append(op)  # = complete(op, n, None): the Backend's fast path
+                            if not recvs or (n and n < len(op.buf)):
+                                break  # (a short read: the socket is most likely drained; the poller says if not)
+                            continue
+                        # shrunk to nothing while pending: not an end of stream
+                        self._complete(op, None, _misused("recv", None))
+                    if not recvs:
+                        break
+            elif st.accepts:
+                self._do_accepts(st)
+            elif st.froms:
+                self._do_recvfroms(st)
+            elif not st.dirty:
+                # Readable with nothing queued: only now drop the read interest.
+                # Dropping it whenever the recv queue empties would cost a
+                # syscall pair per message, as the next recv usually follows.
+                self._touch(st)
             if events != EVENT_READ:
-                if st.connect is not None:
-                    self._do_connect(st)
-                if st.sends:
-                    self._do_sends(st)
-                if not st.sends and st.connect is None and not st.dirty:
-                    self._touch(st)  # writable is the usual state: stop watching for it
+                self._writable(st)
+
+    def _writable(self, st: _Sock) -> None:
+        """The write side of a readiness event."""
+        if st.connect is not None:
+            self._do_connect(st)
+        if st.sends:
+            self._do_sends(st)
+        if not st.sends and st.connect is None and not st.dirty:
+            self._touch(st)  # writable is the usual state: stop watching for it
 
     def _do_sends(self, st: _Sock) -> None:
         sends = st.sends
