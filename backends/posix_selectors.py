@@ -135,7 +135,6 @@ class SelectorsBackend(Backend):
     def __init__(self, complete: Any, ready: Any = None) -> None:
         super().__init__(complete, ready)
         self._poller = self.poller()
-        self._poll = self._poller.poll
         # The sockets registered with the poller, by descriptor number: how the poll
         # loop finds a socket's state from an event. (Not the wakeup socket: an
         # event the table lacks is its, which costs the loop no test per event.)
@@ -433,7 +432,7 @@ class SelectorsBackend(Backend):
             self._update_interest()
         ready = self._ready
         fds = self._fds
-        for fd, events in self._poll(timeout):
+        for fd, events in self._poller.poll(timeout):  # (a method: its call is specialised, a stored bound method's is not)
             try:
                 st = fds[fd]
             except KeyError:
