@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import errno
+import inspect
 import os
 import signal
 import socket
@@ -315,11 +316,15 @@ def test_call_soon_keeps_asyncio_behaviour(run):
         other.run(var.set, "given")
         handles = [loop.call_soon(lambda i: seen.append((i, var.get())), i) for i in range(3)]
         handles.append(loop.call_soon(lambda: seen.append(("given", var.get())), context=other))
+        handles.append(loop.call_soon(callback=lambda: seen.append(("keyword", var.get()))))  # as asyncio allows
         handles[1].cancel()
         assert all(type(h) is asyncio.Handle and h._source_traceback is None for h in handles)
         assert "<lambda>" in repr(handles[0])
         await asyncio.sleep(0)
-        assert seen == [(0, "caller"), (2, "caller"), ("given", "given")]
+        assert seen == [(0, "caller"), (2, "caller"), ("given", "given"), ("keyword", "caller")]
+        def kinds(fn):
+            return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+        assert kinds(loop.call_soon) == kinds(asyncio.BaseEventLoop.call_soon)[1:]  # (self aside)
         loop.set_debug(True)
         try:
             assert loop.call_soon(seen.clear)._source_traceback  # debug mode: asyncio's own call_soon
