@@ -790,6 +790,7 @@ class _SocketTransport(_OpTransport, transports._FlowControlMixin, transports.Tr
         # pause_reading(), close(), a fatal error or set_protocol().
         self._deliver_to: Any = None
         self._own_view: Optional[memoryview] = None  # a Protocol's read buffer
+        self._own_part: Optional[memoryview] = None  # its last slice given to data_received (see _read)
         self._held: deque = deque()  # bytes (and the end of stream, None) that came while reading was paused
         self._eof = False  # end of stream seen
         self._send_op: Optional[Op] = None
@@ -870,8 +871,13 @@ class _SocketTransport(_OpTransport, transports._FlowControlMixin, transports.Tr
                             else:
                                 buf = self._recv_buffer(protocol, _feed_buffered(protocol, buf, op.buf, n))
                         else:
-                            buf = op.buf
-                            protocol.data_received(buf[:n].tobytes())  # (bytes() of a view costs more)
+                            buf = op.buf  # (_own_view: a Protocol reads into the transport's buffer)
+                            # A slice of a memoryview costs as much as the copy: the last one
+                            # is kept while messages keep their size.
+                            part = self._own_part
+                            if part is None or len(part) != n:
+                                part = self._own_part = buf[:n]
+                            protocol.data_received(part.tobytes())  # (bytes(part) costs more)
                     except (SystemExit, KeyboardInterrupt):
                         self._recv_pending = False
                         self._loop.call_soon(self._read)  # reading goes on once the loop runs again
@@ -1162,7 +1168,7 @@ class _SocketTransport(_OpTransport, transports._FlowControlMixin, transports.Tr
                 if op is not None:
                     op.tag = None  # a completion still to come is dropped; no cycle through the handle
             self._recv_op = self._send_op = None
-            self._own_view = None
+            self._own_view = self._own_part = None
             self._held.clear()
             server, self._server = self._server, None
             if server is not None:
