@@ -162,7 +162,10 @@ class _Selector:
             for op in ops:
                 handle = op.tag
                 if type(handle) is _DirectOpHandle or type(handle) is _OpHandle:
-                    handle._run()  # (reports what the callback raises, but SystemExit and KeyboardInterrupt)
+                    # (It reports what the callback raises, but SystemExit and KeyboardInterrupt.
+                    # A slot's callable called from a local: CPython 3.11 specialises that call.)
+                    run = handle._run
+                    run()
                 else:
                     fut = loop._awaited.pop(op, None)
                     if fut is not None:
