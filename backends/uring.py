@@ -419,7 +419,10 @@ class UringBackend(Backend):
             st.connect = None
 
     def recv(self, op: Op) -> None:
-        st = self._socks.get(op.sock) or self._state(op.sock)
+        try:  # (a subscript, not get(): no call on the per-message path)
+            st = self._socks[op.sock]
+        except KeyError:
+            st = self._state(op.sock)
         recvs = st.recvs
         if recvs:  # it waits for those ahead
             recvs.append(op)
@@ -441,26 +444,33 @@ class UringBackend(Backend):
 
     def send(self, op: Op) -> None:
         sock = op.sock
-        st = self._socks.get(sock) or self._state(sock)
+        try:  # (as in recv)
+            st = self._socks[sock]
+        except KeyError:
+            st = self._state(sock)
         sends = st.sends
         if not sends:
             # Nothing queued ahead: what the socket takes now goes at once, and a
             # send that fits completes here, as with try_send: no SQE, no CQE, no
             # extra poll per message. Only the rest goes through the ring.
             view = op._view
-            if type(view) is tuple:  # a list of buffers: one SENDMSG
-                if st.shut:
-                    self._complete(op, None, send_after_shutdown())
-                    return
-                sends.append(op)
-                self._start_send(st, op)
-                return
             try:  # try_send, inlined: nothing is queued on st
                 n = sock.send(view, _TRY_SEND_FLAGS)
             except (BlockingIOError, InterruptedError):
                 n = 0
             except OSError as exc:
                 self._complete(op, None, self._send_error(st, exc))
+                return
+            except TypeError:
+                # A list of buffers: op._view is a tuple, which send() refuses before any
+                # system call (tested here, not before every single send): one SENDMSG.
+                if type(view) is not tuple:
+                    raise
+                if st.shut:
+                    self._complete(op, None, send_after_shutdown())
+                    return
+                sends.append(op)
+                self._start_send(st, op)
                 return
             if n == len(view):
                 op.nbytes = op._value = n
@@ -500,7 +510,10 @@ class UringBackend(Backend):
             self._start_recvfrom(st, op)
 
     def try_send(self, sock: socket.socket, data: Any) -> int:
-        st = self._socks.get(sock)
+        try:  # (as in recv)
+            st = self._socks[sock]
+        except KeyError:
+            st = None
         if st is not None and st.sends:
             if st.shut:
                 raise send_after_shutdown()
@@ -632,26 +645,38 @@ class UringBackend(Backend):
             except KeyError:
                 continue  # handled before an interruption
             # The per-message paths: a recv that got data (or end of stream), a
-            # send that went out in full. No call until the append, so a signal's
-            # exception cannot land half-way (see _recover).
+            # send that went out in full. No call from the del of its user data to
+            # the append, so a signal's exception cannot land half-way. The op leaves
+            # the head of its queue after that, with popleft() (a call, but cheaper
+            # than reading queue[0]): a done head an exception leaves there is what
+            # _recover pops. (The op is the head; the queue is empty if the socket
+            # was forgotten.)
             if op.kind is _RECV and res >= 0:
-                recvs = st.recvs
-                if recvs and recvs[0] is op:
-                    del recvs[0]
                 del inflight[ud]  # (op._bk keeps the spent user data: never reused, never found)
                 op.nbytes = op._value = res
                 ready.append(op)  # = complete(op, res, None): the Backend's fast path
+                recvs = st.recvs
+                try:
+                    head = recvs.popleft()
+                except IndexError:
+                    head = op
+                if head is not op:
+                    recvs.appendleft(head)
                 if cancelling:
                     cancelling.discard(ud)
                 if recvs and st.live:
                     self._start_recv(st, recvs[0])
             elif op.kind is _SEND and res >= 0 and op.nbytes + res == len(keep):
-                sends = st.sends
-                if sends and sends[0] is op:
-                    del sends[0]
                 del inflight[ud]
                 op.nbytes = op._value = op.nbytes + res
                 ready.append(op)
+                sends = st.sends
+                try:
+                    head = sends.popleft()
+                except IndexError:
+                    head = op
+                if head is not op:
+                    sends.appendleft(head)
                 if cancelling:
                     cancelling.discard(ud)
                 if sends and st.live:

@@ -107,19 +107,24 @@ class Op(metaclass=_OpType):
     @property
     def exception(self) -> Optional[BaseException]:
         """The op's exception, or ``None`` if it succeeded. Raises if still pending."""
+        # A success is tested first, in one read: a value is set. Without one, the op
+        # failed (a failure sets no value: see Proactor._complete) or is still pending.
+        if self._value is not _PENDING:
+            return self._error
         error = self._error
-        if error is None and self._value is _PENDING:  # not done (the test of done, inlined: no second call)
+        if error is None:
             raise RuntimeError(f"{self!r} is still pending")
         return error
 
     @property
     def result(self) -> Any:
         """The op's value; raises its exception if it failed or was cancelled."""
-        if self._error is not None:
-            raise self._error
-        if self._value is _PENDING:
+        value = self._value
+        if value is _PENDING:  # failed (a failure sets no value: see Proactor._complete) or pending
+            if self._error is not None:
+                raise self._error
             raise RuntimeError(f"{self!r} is still pending")
-        return self._value
+        return value
 
     def __await__(self):  # type: ignore[no-untyped-def]
         """``await op`` inside overlapio's asyncio event loop (:mod:`overlapio.asyncio`):

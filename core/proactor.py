@@ -964,7 +964,8 @@ class Proactor:
 
     def _complete(self, op: Op, value: Any, error: Optional[BaseException]) -> None:
         """The backend's (and the core's) one way to finish an op (a successful
-        recv or send may take the fast path that Backend describes)."""
+        recv or send may take the fast path that Backend describes). A failure
+        leaves ``_value`` unset: Op.result and Op.exception test it first."""
         kind = op.kind
         if error is None:
             op._value = value
