@@ -82,3 +82,19 @@ def test_pending_send_keeps_its_data_when_the_owner_lets_go(px):
     drv.wait_for(op)
     assert op.result == len(data)
     assert got == data, "the peer did not get the data as it was when the send was submitted"
+
+
+def test_a_completed_send_leaves_the_owners_buffer_free(px):
+    """Once a send has completed, the op holds no export of the data: the owner
+    may release its memoryview and then resize the bytearray under it (the op
+    object may well live on, as a resubmitted one does)."""
+    drv = Driver(px)
+    a, b = pair(px, drv=drv)
+    owned = bytearray(b"z" * 1000)
+    view = memoryview(owned)
+    op = px.send(a, view, callback=drv.cb)
+    drv.wait_for(op)
+    assert op.result == 1000
+    view.release()
+    owned.extend(b"more")  # BufferError here: the completed op still exports the bytearray
+    assert recv_exactly(px, b, 1000, drv=drv) == b"z" * 1000
