@@ -60,8 +60,8 @@ _ACCEPT_RETRY = {errno.ECONNABORTED, errno.EPROTO, errno.ECONNRESET, errno.EPERM
 class _Sock:
     """A socket's queues and what the selector has registered for it."""
 
-    __slots__ = ("sock", "fd", "accepts", "recvs", "sends", "readers", "connect", "mask", "dirty", "shut",
-                 "froms")
+    __slots__ = ("sock", "fd", "accepts", "recvs", "sends", "readers", "connect", "mask", "reading", "dirty",
+                 "shut", "froms")
 
     def __init__(self, sock: socket.socket, fd: int) -> None:
         self.sock = sock
@@ -73,6 +73,7 @@ class _Sock:
         self.froms: deque[Op] = deque()  # recvfroms
         self.connect: Optional[Op] = None
         self.mask = 0  # events registered with the selector
+        self.reading = False  # EVENT_READ is in mask (recv's per-message test: a bool costs least)
         self.dirty = False  # queued in _dirty for an interest update
         self.shut = False  # a shutdown op was submitted: later sends fail (it waits in sends, or ran)
 
@@ -209,7 +210,7 @@ class SelectorsBackend(Backend):
         except KeyError:
             st = self._state(op.sock)
         st.recvs.append(op)
-        if st.mask != EVENT_READ and st.mask != _READ_WRITE:  # not watched for reading yet (!= is cheaper than &)
+        if not st.reading:  # not watched for reading yet
             self._touch(st)
 
     def readable(self, op: Op) -> None:
@@ -389,6 +390,7 @@ class SelectorsBackend(Backend):
         """Unregister a watched socket, also one closed behind our back (whose
         registration the kernel may have dropped, or whose number is reused)."""
         st.mask = 0
+        st.reading = False
         if self._fds.get(st.fd) is st:
             del self._fds[st.fd]
             try:
@@ -426,6 +428,7 @@ class SelectorsBackend(Backend):
                 self._forget(st, f"the socket cannot be watched: {exc}")
                 continue
             st.mask = want
+            st.reading = want & EVENT_READ != 0
 
     def poll(self, timeout: Optional[float]) -> None:
         if self._dirty:
