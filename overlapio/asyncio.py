@@ -795,6 +795,7 @@ class _SocketTransport(_OpTransport, transports._FlowControlMixin, transports.Tr
         self._deliver_to: Any = None
         self._own_view: Optional[memoryview] = None  # a Protocol's read buffer
         self._own_part: Optional[memoryview] = None  # its last slice given to data_received (see _read)
+        self._own_len = 0  # the length of _own_part; 0: none (a message is never empty)
         self._held: deque = deque()  # bytes (and the end of stream, None) that came while reading was paused
         self._eof = False  # end of stream seen
         self._send_op: Optional[Op] = None
@@ -879,8 +880,9 @@ class _SocketTransport(_OpTransport, transports._FlowControlMixin, transports.Tr
                             # A slice of a memoryview costs as much as the copy: the last one
                             # is kept while messages keep their size.
                             part = self._own_part
-                            if part is None or len(part) != n:
+                            if self._own_len != n:  # (an attribute costs less than len(part))
                                 part = self._own_part = buf[:n]
+                                self._own_len = n
                             protocol.data_received(part.tobytes())  # (bytes(part) costs more)
                     except (SystemExit, KeyboardInterrupt):
                         self._recv_pending = False
@@ -1173,6 +1175,7 @@ class _SocketTransport(_OpTransport, transports._FlowControlMixin, transports.Tr
                     op.tag = None  # a completion still to come is dropped; no cycle through the handle
             self._recv_op = self._send_op = None
             self._own_view = self._own_part = None
+            self._own_len = 0
             self._held.clear()
             server, self._server = self._server, None
             if server is not None:
