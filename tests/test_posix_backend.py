@@ -56,3 +56,26 @@ def test_sockets_closed_behind_the_back_are_purged(backend):
     finally:
         for fd in held:
             os.close(fd)
+
+
+@pytest.mark.parametrize("backend", _pollers(), ids=lambda b: b if isinstance(b, str) else b.name)
+def test_recv_on_a_socket_watched_for_writing_only(backend):
+    # recv() skips the interest update where the socket is already watched for
+    # reading; one watched for writing only (a send waiting for room) is not, and
+    # a recv submitted then must still complete while that send stays pending.
+    a, b = socket.socketpair()
+    try:
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        with overlapio.Proactor(backend=backend) as px:
+            send = px.send(a, b"x" * (8 << 20))  # far more than the socket buffers hold
+            px.wait(0)  # a's interest is now writability alone
+            assert not send.done
+            got = px.recv(a, bytearray(16))
+            b.send(b"hi")
+            for _ in range(50):
+                if got.done:
+                    break
+                px.wait(0.1)
+            assert got.done and got.result == 2 and not send.done
+    finally:
+        a.close(), b.close()
