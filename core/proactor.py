@@ -886,16 +886,38 @@ class Proactor:
         self._check_open()
         self._thread = get_ident()
         deadline = None if timeout is None else monotonic() + max(timeout, 0.0)
-        out: list[Op] = []
+        ready = self._ready
         while True:
             # Step at least once, even for timeout=0: posts and due timers are
             # collected there.
             remaining = None if deadline is None else max(deadline - monotonic(), 0.0)
             self._step(remaining)
-            if self._ready:
+            if ready:
                 break
             if remaining is not None and monotonic() >= deadline:
+                return []
+        if not self._ki and self._trace is None:  # (a traced queue reports each popleft)
+            # Where no op ready has a callback, _dispatch would only move each one to
+            # out: done here at once, without its pass per op.
+            out = list(ready)  # (a Python signal handler may complete an op meanwhile: it waits)
+            for op in out:
+                if op.callback is not None:
+                    break
+                op._inflight = None  # surfaced: returned below
+            else:
+                if len(ready) == len(out):
+                    ready.clear()
+                else:
+                    for op in out:
+                        ready.popleft()
+                self._pending -= len(out)
                 return out
+            # A callback to run: _dispatch hands them over, none surfaced before it.
+            for early in out:
+                if early is op:
+                    break
+                early._inflight = self  # (as submitted: a timeout's record is dead once the op is done)
+        out = []
         try:
             self._dispatch(out)
             if self._ki:  # deferred meanwhile: raised with the ops of out kept, as for a callback's
