@@ -883,7 +883,8 @@ class Proactor:
         callback propagates; the completions not yet handed over (those it would have
         returned included) stay for the next call.
         """
-        self._check_open()
+        if self._closed:  # (a call fewer per wait than _check_open alone)
+            self._check_open()
         self._thread = get_ident()
         deadline = None if timeout is None else monotonic() + max(timeout, 0.0)
         ready = self._ready
