@@ -93,7 +93,7 @@ class _OpHandle(events.Handle):
     (what ``_run_once`` calls) is ``Handle._run``, which reports what the callback
     raises. The op's owner sets ``op.tag = None`` once the op is done for good, so
     that op and handle (which refer to each other) go without a cyclic GC. Nothing
-    cancels it (it is never handed out): _Selector._run_now does not look."""
+    cancels it (it is never handed out): _Selector.select does not look."""
 
     __slots__ = ()
 
@@ -127,37 +127,19 @@ class _Selector:
         except BaseException as exc:  # a callback of an op the user submitted raised
             loop.call_exception_handler({"message": "Exception in an overlapio op callback", "exception": exc})
             return []
-        if ops:
-            if loop._ready or loop._debug:
-                self._schedule(ops, 0)
-            else:
-                self._run_now(ops)
-        return []
-
-    def _schedule(self, ops: list, start: int) -> None:
-        """The handles of ``ops[start:]`` go to the ready queue; awaited ops settle."""
-        loop = self._loop
-        schedule = loop._ready.append
-        for i in range(start, len(ops)):
-            op = ops[i]
-            handle = op.tag
-            if type(handle) is _DirectOpHandle or type(handle) is _OpHandle:
-                schedule(handle)
-            else:
-                fut = loop._awaited.pop(op, None)
-                if fut is not None:
-                    _settle_future(fut, op)
-
-    def _run_now(self, ops: list) -> None:
-        """With nothing queued in the loop, the handles of ``ops`` run here, in
-        completion order, as ``_run_once`` would run them first thing in this
-        iteration (a ready-queue round trip less per message). What they schedule
-        joins this iteration's batch, unless one of them stopped the loop: that
-        waits for the next run (asyncio: a stopped loop runs its current batch
-        and nothing those callbacks schedule), so it is held back until
-        ``run_forever`` returns. Out of debug mode only: there every handle is
-        timed as it runs from the queue."""
-        loop = self._loop
+        if not ops:
+            return []
+        if loop._ready or loop._debug:
+            self._schedule(ops, 0)
+            return []
+        # With nothing queued in the loop, the handles of ops run here, in completion
+        # order, as _run_once would run them first thing in this iteration (a
+        # ready-queue round trip less per message; inline, a call less per select).
+        # What they schedule joins this iteration's batch, unless one of them stopped
+        # the loop: that waits for the next run (asyncio: a stopped loop runs its
+        # current batch and nothing those callbacks schedule), so it is held back
+        # until run_forever returns. Out of debug mode only: there every handle is
+        # timed as it runs from the queue.
         try:
             for op in ops:
                 handle = op.tag
@@ -177,6 +159,21 @@ class _Selector:
             ready, held = loop._ready, loop._held_back
             while ready:  # (one popleft at a time: call_soon_threadsafe may append meanwhile)
                 held.append(ready.popleft())
+        return []
+
+    def _schedule(self, ops: list, start: int) -> None:
+        """The handles of ``ops[start:]`` go to the ready queue; awaited ops settle."""
+        loop = self._loop
+        schedule = loop._ready.append
+        for i in range(start, len(ops)):
+            op = ops[i]
+            handle = op.tag
+            if type(handle) is _DirectOpHandle or type(handle) is _OpHandle:
+                schedule(handle)
+            else:
+                fut = loop._awaited.pop(op, None)
+                if fut is not None:
+                    _settle_future(fut, op)
 
     def close(self) -> None:
         pass
@@ -211,7 +208,7 @@ class EventLoop(base_events.BaseEventLoop):
         self._px = px
         self._selector = _Selector(self)
         self._awaited: "dict[Op, asyncio.Future]" = {}  # ops without a callback that an await follows
-        self._held_back: deque = deque()  # handles for the next run_forever (see _Selector._run_now)
+        self._held_back: deque = deque()  # handles for the next run_forever (see _Selector.select)
         self._accept_ops: "dict[socket.socket, Op]" = {}  # serving listener -> its pending accept
         # Data (or a connection) an op brought in after the sock_* call that submitted
         # it was cancelled: the next call on that socket gets it first.
@@ -271,7 +268,7 @@ class EventLoop(base_events.BaseEventLoop):
             super().run_forever()
         finally:
             # What callbacks run inside select() scheduled before one of them
-            # stopped the loop (see _Selector._run_now): first in line next time.
+            # stopped the loop (see _Selector.select): first in line next time.
             held = self._held_back
             if held:
                 self._ready.extendleft(reversed(held))
