@@ -906,12 +906,13 @@ class Proactor:
                     break
                 op._inflight = None  # surfaced: returned below
             else:
-                if len(ready) == len(out):
+                n = len(out)
+                if len(ready) == n:
                     ready.clear()
                 else:
                     for op in out:
                         ready.popleft()
-                self._pending -= len(out)
+                self._pending -= n
                 return out
             # A callback to run: _dispatch hands them over, none surfaced before it.
             for early in out:
