@@ -122,6 +122,30 @@ def test_callback_errors_propagate_and_keep_later_completions():
         assert first._inflight is None  # returned: only now may it be resubmitted
 
 
+def test_an_op_wait_will_return_is_not_surfaced_while_a_callback_of_the_same_batch_runs():
+    # One wait hands over a recv without a callback, then runs a post's callback:
+    # until wait() returns the recv, it may not be resubmitted.
+    with overlapio.Proactor() as px:
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        try:
+            b.send(b"x")
+            recv = px.recv(a, bytearray(4))
+            seen = []
+
+            def check(_):
+                with pytest.raises(RuntimeError, match="not surfaced yet"):
+                    px.resubmit(recv)
+                seen.append(recv.done)
+
+            px.post(None, check)
+            assert px.wait(1) == [recv] and seen == [True]
+            assert recv._inflight is None and recv.result == 1
+        finally:
+            a.close()
+            b.close()
+
+
 def test_run_hands_over_ops_without_callback_even_when_a_callback_raises():
     # run() drops ops without a callback (nobody to return them to); one collected in
     # the same round as a callback that raises has still surfaced, so it may be
